@@ -1,0 +1,295 @@
+//! The messages a [`TopicBroker`](super::TopicBroker) handles, and their
+//! replies.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use actix::dev::OneshotSender;
+use actix::{Message, Recipient};
+use smallvec::SmallVec;
+
+use crate::delivery::{Delivery, SubscriberId, SubscriptionId};
+use crate::event::ProjectsEvent;
+use crate::notifier::{NotifyError, NotifyReceipt};
+use crate::topic::Topic;
+
+/// Subscribes a recipient to a topic.
+///
+/// Replies with the [`SubscriptionId`]. Subscribing the same actor to the
+/// same topic again returns the same id and adds nothing: the actor still
+/// receives each event once.
+///
+/// Once the reply has arrived (`broker.send(subscribe).await`), every
+/// publish made afterwards reaches the subscriber. Sent with `do_send`, the
+/// subscription still takes effect before any message sent to the broker
+/// later by the same task, including publishes that pass through a
+/// [`ProjectsNotifier`](crate::ProjectsNotifier) of this broker.
+///
+/// The broker keeps only a weak reference to the recipient: it never keeps
+/// a subscriber alive, and a subscriber that stops is removed on its own.
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use projects_pubsub::{Overflow, Subscribe, SubscribeOptions, Topic};
+/// # use actix::prelude::*;
+/// # use projects_pubsub::Delivery;
+/// # struct View;
+/// # impl Actor for View { type Context = Context<Self>; }
+/// # impl Handler<Delivery> for View {
+/// #     type Result = ();
+/// #     fn handle(&mut self, _: Delivery, _: &mut Context<Self>) {}
+/// # }
+/// # fn demo(view: Addr<View>) {
+/// let plain = Subscribe::new(Topic::all(), view.clone().recipient());
+/// let bounded = Subscribe::new(Topic::tasks(), view.recipient())
+///     .with_options(SubscribeOptions::bounded(NonZeroUsize::new(64).unwrap()));
+/// # }
+/// ```
+pub struct Subscribe {
+    pub(crate) topic: Topic,
+    pub(crate) recipient: Recipient<Delivery>,
+    pub(crate) options: SubscribeOptions,
+}
+
+impl Subscribe {
+    /// Subscribes `recipient` to `topic` with default options.
+    pub fn new(topic: Topic, recipient: Recipient<Delivery>) -> Subscribe {
+        Subscribe { topic, recipient, options: SubscribeOptions::default() }
+    }
+
+    /// The same subscription with other options.
+    pub fn with_options(mut self, options: SubscribeOptions) -> Subscribe {
+        self.options = options;
+        self
+    }
+}
+
+impl Message for Subscribe {
+    type Result = Result<SubscriptionId, SubscribeError>;
+}
+
+/// How a subscription treats a subscriber that falls behind.
+///
+/// The default has no bound: every event is queued in the subscriber's
+/// mailbox, so a healthy subscriber never loses one, and the broker never
+/// waits. Set a bound for a subscriber that may stall, so it cannot grow
+/// memory without limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// Most events handed to the subscriber and not yet handled; `None`
+    /// for no bound.
+    pub bound: Option<NonZeroUsize>,
+    /// What happens to an event that would exceed the bound.
+    pub overflow: Overflow,
+}
+
+impl SubscribeOptions {
+    /// A bound of `bound` events with the default overflow policy,
+    /// [`Overflow::DropNewest`].
+    pub fn bounded(bound: NonZeroUsize) -> SubscribeOptions {
+        SubscribeOptions { bound: Some(bound), overflow: Overflow::DropNewest }
+    }
+
+    /// The same options with another overflow policy.
+    pub fn overflow(mut self, overflow: Overflow) -> SubscribeOptions {
+        self.overflow = overflow;
+        self
+    }
+}
+
+/// What a bounded subscription does with an event it has no room for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Overflow {
+    /// Drop the new event; the subscriber stays subscribed, and its next
+    /// delivery reports the count in [`Delivery::missed`].
+    #[default]
+    DropNewest,
+    /// Remove the subscription; the subscriber receives nothing more on
+    /// that topic until it subscribes again.
+    Unsubscribe,
+}
+
+/// Why a subscribe was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The broker runs in tenant mode and the topic has no organisation.
+    ScopeRequired(Topic),
+    /// The recipient's actor has already stopped.
+    SubscriberGone,
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubscribeError::ScopeRequired(topic) => write!(
+                f,
+                "the broker runs in tenant mode: {topic} needs an organisation scope \
+                 (Topic::in_org)"
+            ),
+            SubscribeError::SubscriberGone => f.write_str("the subscriber has already stopped"),
+        }
+    }
+}
+
+impl std::error::Error for SubscribeError {}
+
+/// Removes one subscription. Replies `true` if it existed.
+#[derive(Debug, Clone, Copy)]
+pub struct Unsubscribe(pub SubscriptionId);
+
+impl Message for Unsubscribe {
+    type Result = bool;
+}
+
+/// Removes every subscription of one subscriber. Replies with how many.
+#[derive(Debug, Clone, Copy)]
+pub struct UnsubscribeAll(pub SubscriberId);
+
+impl Message for UnsubscribeAll {
+    type Result = usize;
+}
+
+/// Publishes an event to one topic.
+///
+/// Replies with a [`PublishReceipt`]. Publishing to a topic nobody
+/// subscribed to succeeds with zero deliveries and creates nothing.
+///
+/// # Examples
+///
+/// ```
+/// use projects_pubsub::{EventName, Payload, ProjectRef, ProjectsEvent, Publish, Topic};
+/// use uuid::Uuid;
+///
+/// let id = Uuid::new_v4();
+/// let event = ProjectsEvent::new(EventName::ProjectArchived, Payload::ProjectRef(ProjectRef::new(id)));
+/// let publish = Publish::new(Topic::project(id), event);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Publish {
+    pub(crate) topic: Topic,
+    pub(crate) event: Arc<ProjectsEvent>,
+    pub(crate) exclude: Option<SubscriberId>,
+}
+
+impl Publish {
+    /// Publishes `event` to `topic`.
+    pub fn new(topic: Topic, event: impl Into<Arc<ProjectsEvent>>) -> Publish {
+        Publish { topic, event: event.into(), exclude: None }
+    }
+
+    /// The same publish, skipping one subscriber (for example the view that
+    /// made the change and has already reloaded itself).
+    pub fn excluding(mut self, subscriber: SubscriberId) -> Publish {
+        self.exclude = Some(subscriber);
+        self
+    }
+}
+
+impl Message for Publish {
+    type Result = Result<PublishReceipt, PublishError>;
+}
+
+/// What became of one publish.
+///
+/// `delivered` counts the subscribers the event was handed to: queued in
+/// their mailboxes, not yet handled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishReceipt {
+    /// Subscribers the event was handed to.
+    pub delivered: usize,
+    /// Subscribers that did not get it because of their overflow bound.
+    pub missed: usize,
+    /// Subscribers skipped because the publish excluded them.
+    pub excluded: usize,
+    /// The sequence number the event got on its topic; 0 when nobody was
+    /// subscribed.
+    pub seq: u64,
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The broker runs in tenant mode and the topic has no organisation.
+    ScopeRequired(Topic),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::ScopeRequired(topic) => write!(
+                f,
+                "the broker runs in tenant mode: {topic} needs an organisation scope"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+/// How many live subscriptions a topic has. Replies with the count.
+///
+/// Subscribers that have stopped are pruned before counting.
+#[derive(Debug, Clone)]
+pub struct SubscriberCount(pub Topic);
+
+impl Message for SubscriberCount {
+    type Result = usize;
+}
+
+/// How many topics have at least one subscription. Replies with the count.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicCount;
+
+impl Message for TopicCount {
+    type Result = usize;
+}
+
+/// Asks for the broker's counters. Replies with [`BrokerStats`].
+#[derive(Debug, Clone, Copy)]
+pub struct GetStats;
+
+impl Message for GetStats {
+    type Result = BrokerStats;
+}
+
+/// Counters of one broker since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Publishes handled, one per topic of a fan-out.
+    pub publishes: u64,
+    /// Events handed to subscribers.
+    pub deliveries: u64,
+    /// Events not handed on because a subscription was over its bound.
+    pub missed_overflow: u64,
+    /// Subscriptions removed by the [`Overflow::Unsubscribe`] policy.
+    pub overflow_unsubscribed: u64,
+    /// Subscriptions added.
+    pub subscriptions_added: u64,
+    /// Subscriptions removed by unsubscribe.
+    pub subscriptions_removed: u64,
+    /// Subscriptions removed because the subscriber stopped or overflowed.
+    pub subscriptions_pruned: u64,
+    /// Subscriptions alive now.
+    pub subscriptions: u64,
+    /// Topics with at least one subscription now.
+    pub topics: u64,
+}
+
+/// One event for several topics, as a notifier sends it: one message for
+/// the whole fan-out of a mutation.
+pub(crate) struct Fanout {
+    pub(crate) topics: SmallVec<[Topic; 3]>,
+    pub(crate) event: Arc<ProjectsEvent>,
+    pub(crate) exclude: Option<SubscriberId>,
+    pub(crate) reply: Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
+}
+
+impl Message for Fanout {
+    type Result = ();
+}

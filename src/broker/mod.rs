@@ -1,0 +1,315 @@
+//! The [`TopicBroker`] actor: subscriber lists per topic, and delivery.
+
+mod messages;
+mod registry;
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+pub use messages::{
+    BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Subscribe,
+    SubscribeError, SubscribeOptions, SubscriberCount, TopicCount, Unsubscribe, UnsubscribeAll,
+};
+pub(crate) use messages::Fanout;
+use registry::Registry;
+
+use crate::notifier::NotifyReceipt;
+use crate::service::service_arbiter;
+use crate::topic::Topic;
+
+/// How a [`TopicBroker`] behaves.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use projects_pubsub::BrokerConfig;
+///
+/// let config = BrokerConfig::default().tenant_mode(true).sweep_interval(Duration::from_secs(5));
+/// assert!(config.is_tenant_mode());
+/// ```
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    tenant_mode: bool,
+    sweep_interval: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> BrokerConfig {
+        BrokerConfig { tenant_mode: false, sweep_interval: Duration::from_secs(1) }
+    }
+}
+
+impl BrokerConfig {
+    /// In tenant mode every topic must carry an organisation scope; a
+    /// subscribe or publish without one is refused with a typed error.
+    /// Off by default, which matches the original's global topics.
+    pub fn tenant_mode(mut self, on: bool) -> BrokerConfig {
+        self.tenant_mode = on;
+        self
+    }
+
+    /// Whether tenant mode is on.
+    pub fn is_tenant_mode(&self) -> bool {
+        self.tenant_mode
+    }
+
+    /// How often the broker looks for subscribers that stopped on topics
+    /// nobody publishes to (busy topics are pruned as they publish).
+    /// One second by default; zero turns the sweep off.
+    pub fn sweep_interval(mut self, every: Duration) -> BrokerConfig {
+        self.sweep_interval = every;
+        self
+    }
+}
+
+/// The actor that holds the subscriber lists per topic and hands each
+/// published event to every subscriber of its topic.
+///
+/// # Where it runs
+///
+/// The default instance, [`TopicBroker::from_registry`], runs on an
+/// arbiter (a thread) of its own, shared with the default
+/// [`ProjectsNotifier`](crate::ProjectsNotifier): a subscriber that blocks
+/// its thread, or panics, cannot stall or stop the broker. Explicit
+/// instances run wherever they are started (`TopicBroker::default().start()`
+/// runs on the current arbiter), so tests and applications can run several
+/// side by side.
+///
+/// # Delivery
+///
+/// A publish hands the event, shared behind an `Arc`, to each subscriber
+/// with `do_send`: the broker never waits for a subscriber. Events from one
+/// sender reach each subscriber in the order they were sent.
+///
+/// The broker holds subscribers weakly. While it is busy it caches strong
+/// recipients so a burst of events does not re-resolve them per event, and
+/// it lets go of them as soon as its mailbox is empty: an actor whose last
+/// address is dropped stops at that point, and its subscriptions are
+/// pruned at the next publish, query or sweep.
+///
+/// # Examples
+///
+/// ```
+/// use actix::prelude::*;
+/// use projects_pubsub::{Delivery, Publish, Subscribe, SubscriberCount, Topic, TopicBroker};
+/// # use projects_pubsub::{EventName, Payload, ProjectsEvent, TaskPayload};
+///
+/// struct Library(u32);
+///
+/// impl Actor for Library {
+///     type Context = Context<Self>;
+/// }
+///
+/// impl Handler<Delivery> for Library {
+///     type Result = ();
+///     fn handle(&mut self, _: Delivery, _: &mut Context<Self>) {
+///         self.0 += 1;
+///     }
+/// }
+///
+/// # actix::System::new().block_on(async {
+/// let broker = TopicBroker::default().start();
+/// let library = Library(0).start();
+/// broker.send(Subscribe::new(Topic::tasks(), library.recipient())).await.unwrap().unwrap();
+/// assert_eq!(broker.send(SubscriberCount(Topic::tasks())).await.unwrap(), 1);
+///
+/// # let task = TaskPayload { uuid: uuid::Uuid::nil(), title: "Paint".into() };
+/// # let event = ProjectsEvent::new(EventName::TaskCreated, Payload::Task(task));
+/// let receipt = broker.send(Publish::new(Topic::tasks(), event)).await.unwrap().unwrap();
+/// assert_eq!(receipt.delivered, 1);
+/// # });
+/// ```
+#[derive(Default)]
+pub struct TopicBroker {
+    config: BrokerConfig,
+    registry: Registry,
+    release_scheduled: bool,
+}
+
+impl TopicBroker {
+    /// A broker with the given configuration; start it with
+    /// [`Actor::start`].
+    pub fn new(config: BrokerConfig) -> TopicBroker {
+        TopicBroker { config, ..TopicBroker::default() }
+    }
+
+    fn check_scope(&self, topic: &Topic) -> bool {
+        !self.config.tenant_mode || topic.org().is_some()
+    }
+
+    /// Lets go of cached strong recipients once the mailbox has drained:
+    /// actix runs context notifications only after the mailbox is empty.
+    fn schedule_release(&mut self, ctx: &mut Context<Self>) {
+        if !self.release_scheduled && self.registry.has_hot() {
+            self.release_scheduled = true;
+            ctx.notify(Release);
+        }
+    }
+}
+
+impl Actor for TopicBroker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        log::debug!("topic broker started (tenant mode: {})", self.config.tenant_mode);
+        let every = self.config.sweep_interval;
+        if !every.is_zero() {
+            ctx.run_interval(every, |broker, _| {
+                let pruned = broker.registry.sweep();
+                if pruned > 0 {
+                    log::debug!("sweep pruned {pruned} subscriptions of stopped subscribers");
+                }
+            });
+        }
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        log::debug!("topic broker stopped");
+    }
+}
+
+impl Supervised for TopicBroker {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // The registry lives in the actor value, which a supervisor keeps:
+        // every subscription survives the restart.
+        self.release_scheduled = false;
+        log::debug!(
+            "topic broker restarting with {} subscriptions",
+            self.registry.subscription_count()
+        );
+    }
+}
+
+impl SystemService for TopicBroker {
+    fn start_service(_: &ArbiterHandle) -> Addr<TopicBroker> {
+        Supervisor::start_in_arbiter(&service_arbiter(), |_| TopicBroker::default())
+    }
+}
+
+struct Release;
+
+impl Message for Release {
+    type Result = ();
+}
+
+impl Handler<Release> for TopicBroker {
+    type Result = ();
+
+    fn handle(&mut self, _: Release, _: &mut Context<Self>) {
+        self.release_scheduled = false;
+        self.registry.release();
+    }
+}
+
+impl Handler<Subscribe> for TopicBroker {
+    type Result = Result<crate::SubscriptionId, SubscribeError>;
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+        if !self.check_scope(&msg.topic) {
+            return Err(SubscribeError::ScopeRequired(msg.topic));
+        }
+        if !msg.recipient.connected() {
+            return Err(SubscribeError::SubscriberGone);
+        }
+
+        let topic = msg.topic.clone();
+        let id = self.registry.subscribe(msg.topic, msg.recipient, &msg.options);
+        log::debug!("subscription {id} on {topic}");
+        Ok(id)
+    }
+}
+
+impl Handler<Unsubscribe> for TopicBroker {
+    type Result = bool;
+
+    fn handle(&mut self, Unsubscribe(id): Unsubscribe, _: &mut Context<Self>) -> bool {
+        let removed = self.registry.unsubscribe(id);
+        if removed {
+            log::debug!("unsubscribed {id}");
+        }
+        removed
+    }
+}
+
+impl Handler<UnsubscribeAll> for TopicBroker {
+    type Result = usize;
+
+    fn handle(&mut self, UnsubscribeAll(who): UnsubscribeAll, _: &mut Context<Self>) -> usize {
+        let removed = self.registry.unsubscribe_all(who);
+        log::debug!("unsubscribed {who:?} from {removed} topics");
+        removed
+    }
+}
+
+impl Handler<Publish> for TopicBroker {
+    type Result = Result<PublishReceipt, PublishError>;
+
+    fn handle(&mut self, msg: Publish, ctx: &mut Context<Self>) -> Self::Result {
+        if !self.check_scope(&msg.topic) {
+            return Err(PublishError::ScopeRequired(msg.topic));
+        }
+
+        let receipt = self.registry.publish(&msg.topic, &msg.event, msg.exclude);
+        self.schedule_release(ctx);
+        Ok(receipt)
+    }
+}
+
+impl Handler<Fanout> for TopicBroker {
+    type Result = ();
+
+    fn handle(&mut self, msg: Fanout, ctx: &mut Context<Self>) {
+        if let Some(topic) = msg.topics.iter().find(|topic| !self.check_scope(topic)) {
+            // The notifier checks scopes first; this guards a notifier that
+            // runs in global mode in front of a tenant-mode broker.
+            log::warn!("refused an unscoped fan-out to {topic}: the broker runs in tenant mode");
+            if let Some(reply) = msg.reply {
+                let _ = reply.send(Err(crate::NotifyError::ScopeRequired));
+            }
+            return;
+        }
+
+        let mut receipt = NotifyReceipt { topics: msg.topics.len(), ..NotifyReceipt::default() };
+        for topic in &msg.topics {
+            let one = self.registry.publish(topic, &msg.event, msg.exclude);
+            receipt.delivered += one.delivered;
+            receipt.missed += one.missed;
+        }
+        self.schedule_release(ctx);
+
+        if let Some(reply) = msg.reply {
+            // The caller may have stopped waiting; that is its choice.
+            let _ = reply.send(Ok(receipt));
+        }
+    }
+}
+
+impl Handler<SubscriberCount> for TopicBroker {
+    type Result = usize;
+
+    fn handle(&mut self, SubscriberCount(topic): SubscriberCount, _: &mut Context<Self>) -> usize {
+        self.registry.subscriber_count(&topic)
+    }
+}
+
+impl Handler<TopicCount> for TopicBroker {
+    type Result = usize;
+
+    fn handle(&mut self, _: TopicCount, _: &mut Context<Self>) -> usize {
+        self.registry.sweep();
+        self.registry.topic_count()
+    }
+}
+
+impl Handler<GetStats> for TopicBroker {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        let mut stats = self.registry.stats;
+        stats.subscriptions = self.registry.subscription_count() as u64;
+        stats.topics = self.registry.topic_count() as u64;
+        MessageResult(stats)
+    }
+}

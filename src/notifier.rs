@@ -1,0 +1,252 @@
+//! The [`ProjectsNotifier`] actor: turns committed mutations into events on
+//! every topic they belong to.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix::dev::{MessageResponse, OneshotSender};
+use actix::prelude::*;
+
+use crate::broker::{Fanout, TopicBroker};
+use crate::mutation::{Mutation, MutationError};
+use crate::service::service_arbiter;
+
+/// How a [`ProjectsNotifier`] behaves.
+///
+/// # Examples
+///
+/// ```
+/// use projects_pubsub::NotifierConfig;
+///
+/// let quiet = NotifierConfig::default().broadcasting(false);
+/// assert!(!quiet.is_broadcasting());
+/// ```
+#[derive(Debug, Clone)]
+pub struct NotifierConfig {
+    tenant_mode: bool,
+    broadcasting: bool,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> NotifierConfig {
+        NotifierConfig { tenant_mode: false, broadcasting: true }
+    }
+}
+
+impl NotifierConfig {
+    /// In tenant mode a mutation without an organisation
+    /// ([`Mutation::in_org`]) is refused with [`NotifyError::ScopeRequired`]
+    /// and reaches nobody. Off by default.
+    pub fn tenant_mode(mut self, on: bool) -> NotifierConfig {
+        self.tenant_mode = on;
+        self
+    }
+
+    /// Whether tenant mode is on.
+    pub fn is_tenant_mode(&self) -> bool {
+        self.tenant_mode
+    }
+
+    /// With broadcasting off, mutations are accepted and reach nobody, as
+    /// in the original when its broadcast switch is off. On by default.
+    pub fn broadcasting(mut self, on: bool) -> NotifierConfig {
+        self.broadcasting = on;
+        self
+    }
+
+    /// Whether broadcasting is on.
+    pub fn is_broadcasting(&self) -> bool {
+        self.broadcasting
+    }
+}
+
+/// The actor request handlers tell about committed changes.
+///
+/// It receives [`Mutation`]s, routes each with [`Mutation::topics`], and
+/// sends the broker one message carrying the event (allocated once, shared
+/// by every subscriber) and all its topics. Events from one notifier reach
+/// each subscriber in the order the mutations were sent, on every topic.
+///
+/// The default instance, [`ProjectsNotifier::from_registry`], runs on the
+/// default broker's arbiter and publishes to the default broker.
+///
+/// # Examples
+///
+/// ```
+/// use actix::prelude::*;
+/// use projects_pubsub::{EventName, Mutation, ProjectsNotifier, TaskPayload, TopicBroker};
+/// use uuid::Uuid;
+///
+/// # actix::System::new().block_on(async {
+/// let broker = TopicBroker::default().start();
+/// let notifier = ProjectsNotifier::new(broker).start();
+///
+/// let task = TaskPayload { uuid: Uuid::new_v4(), title: "Sand the floor".into() };
+/// let mutation = Mutation::task(EventName::TaskCreated, task).unwrap();
+///
+/// // From a request handler: nothing to await.
+/// notifier.do_send(mutation.clone());
+///
+/// // Or wait until the broker has handed the events on.
+/// let receipt = notifier.send(mutation).await.unwrap().unwrap();
+/// assert_eq!(receipt.topics, 2);
+/// assert_eq!(receipt.delivered, 0); // nobody subscribed
+/// # });
+/// ```
+pub struct ProjectsNotifier {
+    broker: Addr<TopicBroker>,
+    config: NotifierConfig,
+}
+
+impl ProjectsNotifier {
+    /// A notifier publishing to `broker`, with the default configuration.
+    pub fn new(broker: Addr<TopicBroker>) -> ProjectsNotifier {
+        ProjectsNotifier { broker, config: NotifierConfig::default() }
+    }
+
+    /// The same notifier with another configuration.
+    pub fn with_config(mut self, config: NotifierConfig) -> ProjectsNotifier {
+        self.config = config;
+        self
+    }
+
+    fn prepare(&self, mutation: Mutation) -> Result<Option<Fanout>, NotifyError> {
+        if self.config.tenant_mode && mutation.org().is_none() {
+            return Err(NotifyError::ScopeRequired);
+        }
+        let topics = mutation.topics()?;
+        if !self.config.broadcasting {
+            log::trace!("broadcasting is off: {} reaches nobody", mutation.event.name);
+            return Ok(None);
+        }
+
+        log::trace!("{} goes to {} topics", mutation.event.name, topics.len());
+        Ok(Some(Fanout {
+            topics,
+            event: Arc::new(mutation.event),
+            exclude: mutation.origin,
+            reply: None,
+        }))
+    }
+}
+
+impl Default for ProjectsNotifier {
+    fn default() -> ProjectsNotifier {
+        ProjectsNotifier::new(TopicBroker::from_registry())
+    }
+}
+
+impl Actor for ProjectsNotifier {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _: &mut Context<Self>) {
+        log::debug!("projects notifier started (tenant mode: {})", self.config.tenant_mode);
+    }
+}
+
+impl Supervised for ProjectsNotifier {}
+
+impl SystemService for ProjectsNotifier {
+    fn start_service(_: &ArbiterHandle) -> Addr<ProjectsNotifier> {
+        Supervisor::start_in_arbiter(&service_arbiter(), |_| ProjectsNotifier::default())
+    }
+}
+
+/// What a notifier did with one mutation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotifyReceipt {
+    /// Topics the event was published on.
+    pub topics: usize,
+    /// Deliveries over all those topics (a subscriber of two of them
+    /// counts twice).
+    pub delivered: usize,
+    /// Deliveries lost to subscriptions over their bound.
+    pub missed: usize,
+}
+
+/// Why a mutation reached nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// Tenant mode is on and the mutation has no organisation.
+    ScopeRequired,
+    /// The mutation could not be routed.
+    Mutation(MutationError),
+}
+
+impl fmt::Display for NotifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotifyError::ScopeRequired => f.write_str(
+                "tenant mode is on and the mutation has no organisation (Mutation::in_org)",
+            ),
+            NotifyError::Mutation(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for NotifyError {}
+
+impl From<MutationError> for NotifyError {
+    fn from(err: MutationError) -> NotifyError {
+        NotifyError::Mutation(err)
+    }
+}
+
+/// Switches broadcasting on or off at run time. Replies with the previous
+/// setting.
+#[derive(Debug, Clone, Copy)]
+pub struct SetBroadcasting(pub bool);
+
+impl Message for SetBroadcasting {
+    type Result = bool;
+}
+
+impl Handler<SetBroadcasting> for ProjectsNotifier {
+    type Result = bool;
+
+    fn handle(&mut self, SetBroadcasting(on): SetBroadcasting, _: &mut Context<Self>) -> bool {
+        std::mem::replace(&mut self.config.broadcasting, on)
+    }
+}
+
+impl Handler<Mutation> for ProjectsNotifier {
+    type Result = Forward;
+
+    fn handle(&mut self, mutation: Mutation, _: &mut Context<Self>) -> Forward {
+        Forward { broker: self.broker.clone(), prepared: self.prepare(mutation) }
+    }
+}
+
+/// The reply to a [`Mutation`]: the fan-out is sent to the broker only once
+/// actix says whether the caller waits, so a `do_send` costs no reply
+/// channel and a `send` is answered by the broker itself.
+pub struct Forward {
+    broker: Addr<TopicBroker>,
+    prepared: Result<Option<Fanout>, NotifyError>,
+}
+
+impl MessageResponse<ProjectsNotifier, Mutation> for Forward {
+    fn handle(
+        self,
+        _: &mut Context<ProjectsNotifier>,
+        tx: Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
+    ) {
+        match (self.prepared, tx) {
+            (Ok(Some(mut fanout)), tx) => {
+                fanout.reply = tx;
+                self.broker.do_send(fanout);
+            }
+            (Ok(None), Some(tx)) => {
+                let _ = tx.send(Ok(NotifyReceipt::default()));
+            }
+            (Ok(None), None) => {}
+            (Err(err), Some(tx)) => {
+                let _ = tx.send(Err(err));
+            }
+            (Err(err), None) => {
+                log::warn!("mutation dropped: {err}");
+            }
+        }
+    }
+}
