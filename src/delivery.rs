@@ -67,7 +67,11 @@ impl Message for Delivery {
 
 impl Delivery {
     pub(crate) fn new(published: Arc<Published>, missed: u64, ticket: Option<Ticket>) -> Self {
-        Delivery { published, missed, ticket }
+        Delivery {
+            published,
+            missed,
+            ticket,
+        }
     }
 
     /// The topic the event was published on.

@@ -265,7 +265,9 @@ impl CustomName {
             return Err(EventNameError::TooLong(text.len()));
         }
         let snake = text.as_bytes()[0].is_ascii_lowercase()
-            && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !snake {
             return Err(EventNameError::NotSnakeCase(text.to_owned()));
         }
@@ -426,7 +428,10 @@ impl ProjectsEvent {
     /// [`DecodeError::TooLarge`] or [`DecodeError::Invalid`].
     pub fn from_json_limited(bytes: &[u8], max: usize) -> Result<ProjectsEvent, DecodeError> {
         if bytes.len() > max {
-            return Err(DecodeError::TooLarge { len: bytes.len(), max });
+            return Err(DecodeError::TooLarge {
+                len: bytes.len(),
+                max,
+            });
         }
         serde_json::from_slice(bytes).map_err(DecodeError::Invalid)
     }

@@ -78,9 +78,9 @@ mod service;
 mod topic;
 
 pub use broker::{
-    BrokerConfig, BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt,
-    Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicBroker, TopicCount,
-    Unsubscribe, UnsubscribeAll,
+    BrokerConfig, BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed,
+    SetRelay, Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicBroker,
+    TopicCount, Unsubscribe, UnsubscribeAll,
 };
 pub use delivery::{Delivery, SubscriberId, SubscriptionId};
 pub use event::{

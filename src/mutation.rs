@@ -55,6 +55,7 @@ pub struct Mutation {
     embed_topic: Option<Topic>,
     org: Option<OrgId>,
     pub(crate) origin: Option<SubscriberId>,
+    pub(crate) local_only: bool,
 }
 
 /// Why a mutation could not be built or routed.
@@ -83,7 +84,8 @@ impl fmt::Display for MutationError {
             MutationError::NameNotFor { name, resource } => write!(
                 f,
                 "{name} is a {} event, not a {resource} event",
-                name.resource().map_or_else(|| "custom".to_owned(), |r| r.to_string())
+                name.resource()
+                    .map_or_else(|| "custom".to_owned(), |r| r.to_string())
             ),
             MutationError::NotAnEmbedTopic(topic) => {
                 write!(f, "{topic} is not an embed topic (embed:<name>)")
@@ -192,6 +194,7 @@ impl Mutation {
             embed_topic: Some(topic),
             org: None,
             origin: None,
+            local_only: false,
         })
     }
 
@@ -221,6 +224,7 @@ impl Mutation {
             embed_topic: None,
             org: None,
             origin: None,
+            local_only: false,
         })
     }
 
@@ -238,6 +242,13 @@ impl Mutation {
         self
     }
 
+    /// The same mutation, kept on this node: the broker does not hand its
+    /// events to its relay, so subscribers on other nodes never see them.
+    pub fn local_only(mut self) -> Mutation {
+        self.local_only = true;
+        self
+    }
+
     /// The event subscribers will receive.
     pub fn event(&self) -> &ProjectsEvent {
         &self.event
@@ -246,7 +257,9 @@ impl Mutation {
     /// The organisation the mutation is scoped to: the one given with
     /// [`Mutation::in_org`], or else the scope of its embed topic.
     pub fn org(&self) -> Option<&OrgId> {
-        self.org.as_ref().or_else(|| self.embed_topic.as_ref().and_then(Topic::org))
+        self.org
+            .as_ref()
+            .or_else(|| self.embed_topic.as_ref().and_then(Topic::org))
     }
 
     /// The subscriber excluded from this mutation's events, if any.
@@ -309,9 +322,10 @@ fn project_targets(uuid: uuid::Uuid, is_template: bool) -> Targets {
 
 fn check_name(name: &EventName, resource: Resource) -> Result<(), MutationError> {
     match name.resource() {
-        Some(own) if own != resource => {
-            Err(MutationError::NameNotFor { name: name.clone(), resource })
-        }
+        Some(own) if own != resource => Err(MutationError::NameNotFor {
+            name: name.clone(),
+            resource,
+        }),
         _ => Ok(()),
     }
 }

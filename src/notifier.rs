@@ -29,7 +29,10 @@ pub struct NotifierConfig {
 
 impl Default for NotifierConfig {
     fn default() -> NotifierConfig {
-        NotifierConfig { tenant_mode: false, broadcasting: true }
+        NotifierConfig {
+            tenant_mode: false,
+            broadcasting: true,
+        }
     }
 }
 
@@ -101,7 +104,10 @@ pub struct ProjectsNotifier {
 impl ProjectsNotifier {
     /// A notifier publishing to `broker`, with the default configuration.
     pub fn new(broker: Addr<TopicBroker>) -> ProjectsNotifier {
-        ProjectsNotifier { broker, config: NotifierConfig::default() }
+        ProjectsNotifier {
+            broker,
+            config: NotifierConfig::default(),
+        }
     }
 
     /// The same notifier with another configuration.
@@ -116,7 +122,10 @@ impl ProjectsNotifier {
         }
         let topics = mutation.topics()?;
         if !self.config.broadcasting {
-            log::trace!("broadcasting is off: {} reaches nobody", mutation.event.name);
+            log::trace!(
+                "broadcasting is off: {} reaches nobody",
+                mutation.event.name
+            );
             return Ok(None);
         }
 
@@ -125,6 +134,7 @@ impl ProjectsNotifier {
             topics,
             event: Arc::new(mutation.event),
             exclude: mutation.origin,
+            local_only: mutation.local_only,
             reply: None,
         }))
     }
@@ -140,7 +150,10 @@ impl Actor for ProjectsNotifier {
     type Context = Context<Self>;
 
     fn started(&mut self, _: &mut Context<Self>) {
-        log::debug!("projects notifier started (tenant mode: {})", self.config.tenant_mode);
+        log::debug!(
+            "projects notifier started (tenant mode: {})",
+            self.config.tenant_mode
+        );
     }
 }
 
@@ -214,7 +227,10 @@ impl Handler<Mutation> for ProjectsNotifier {
     type Result = Forward;
 
     fn handle(&mut self, mutation: Mutation, _: &mut Context<Self>) -> Forward {
-        Forward { broker: self.broker.clone(), prepared: self.prepare(mutation) }
+        Forward {
+            broker: self.broker.clone(),
+            prepared: self.prepare(mutation),
+        }
     }
 }
 

@@ -121,7 +121,11 @@ pub struct ProjectRef {
 impl ProjectRef {
     /// The uuid-only form.
     pub fn new(uuid: Uuid) -> ProjectRef {
-        ProjectRef { uuid, is_template: None, extra: Map::new() }
+        ProjectRef {
+            uuid,
+            is_template: None,
+            extra: Map::new(),
+        }
     }
 
     /// The same reference, saying whether the project is a template.

@@ -21,7 +21,10 @@ pub(crate) fn service_arbiter() -> ArbiterHandle {
     arbiters
         .entry(system.id())
         .or_insert_with(|| {
-            log::debug!("starting the pub/sub arbiter of actix system {}", system.id());
+            log::debug!(
+                "starting the pub/sub arbiter of actix system {}",
+                system.id()
+            );
             Arbiter::new().handle()
         })
         .clone()

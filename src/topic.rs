@@ -192,22 +192,34 @@ fn shorten(text: &str) -> &str {
 impl Topic {
     /// `projects:all`: every mutation of the workspace.
     pub const fn all() -> Topic {
-        Topic { scope: None, kind: TopicKind::All }
+        Topic {
+            scope: None,
+            kind: TopicKind::All,
+        }
     }
 
     /// `projects:tasks`: task-library mutations.
     pub const fn tasks() -> Topic {
-        Topic { scope: None, kind: TopicKind::Tasks }
+        Topic {
+            scope: None,
+            kind: TopicKind::Tasks,
+        }
     }
 
     /// `projects:templates`: mutations of template projects.
     pub const fn templates() -> Topic {
-        Topic { scope: None, kind: TopicKind::Templates }
+        Topic {
+            scope: None,
+            kind: TopicKind::Templates,
+        }
     }
 
     /// `projects:project:<uuid>`: mutations scoped to one project.
     pub const fn project(uuid: Uuid) -> Topic {
-        Topic { scope: None, kind: TopicKind::Project(uuid) }
+        Topic {
+            scope: None,
+            kind: TopicKind::Project(uuid),
+        }
     }
 
     /// `embed:<name>`: a host-chosen topic for UI-intent events.
@@ -226,7 +238,10 @@ impl Topic {
     /// assert_eq!(topic.to_string(), "embed:editor:7");
     /// ```
     pub fn embed(name: &str) -> Result<Topic, TopicError> {
-        let topic = Topic { scope: None, kind: TopicKind::Embed(EmbedName::new(name)?) };
+        let topic = Topic {
+            scope: None,
+            kind: TopicKind::Embed(EmbedName::new(name)?),
+        };
         topic.check_len()?;
         Ok(topic)
     }
@@ -260,7 +275,10 @@ impl Topic {
 
     /// The same topic without its organisation scope.
     pub fn unscoped(&self) -> Topic {
-        Topic { scope: None, kind: self.kind.clone() }
+        Topic {
+            scope: None,
+            kind: self.kind.clone(),
+        }
     }
 
     /// The organisation this topic is scoped to, if any.
@@ -323,13 +341,19 @@ impl Topic {
     fn check_len(&self) -> Result<(), TopicError> {
         let len = self.rendered_len();
         if len > MAX_TOPIC_LEN {
-            return Err(TopicError::TooLong { len, max: MAX_TOPIC_LEN });
+            return Err(TopicError::TooLong {
+                len,
+                max: MAX_TOPIC_LEN,
+            });
         }
         Ok(())
     }
 
     fn rendered_len(&self) -> usize {
-        let scope = self.scope.as_ref().map_or(0, |org| ORG.len() + org.0.len() + 2);
+        let scope = self
+            .scope
+            .as_ref()
+            .map_or(0, |org| ORG.len() + org.0.len() + 2);
         let kind = match &self.kind {
             TopicKind::All => "all".len(),
             TopicKind::Tasks => "tasks".len(),
@@ -337,7 +361,11 @@ impl Topic {
             TopicKind::Project(_) => "project:".len() + 36,
             TopicKind::Embed(name) => name.0.len(),
         };
-        let namespace = if self.is_embed() { EMBED.len() } else { PROJECTS.len() };
+        let namespace = if self.is_embed() {
+            EMBED.len()
+        } else {
+            PROJECTS.len()
+        };
         namespace + 1 + scope + kind
     }
 }
@@ -362,9 +390,14 @@ fn check_text(text: &str, max: usize) -> Result<(), TopicError> {
         return Err(TopicError::Empty);
     }
     if text.len() > max {
-        return Err(TopicError::TooLong { len: text.len(), max });
+        return Err(TopicError::TooLong {
+            len: text.len(),
+            max,
+        });
     }
-    if let Some((at, _)) = text.char_indices().find(|(_, c)| c.is_whitespace() || c.is_control())
+    if let Some((at, _)) = text
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace() || c.is_control())
     {
         return Err(TopicError::ForbiddenChar { at });
     }
@@ -381,7 +414,9 @@ impl OrgId {
     pub fn new(id: &str) -> Result<OrgId, TopicError> {
         let valid = !id.is_empty()
             && id.len() <= MAX_ORG_ID_LEN
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if !valid {
             return Err(TopicError::InvalidOrgId(id.to_owned()));
         }

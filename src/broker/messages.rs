@@ -57,7 +57,11 @@ pub struct Subscribe {
 impl Subscribe {
     /// Subscribes `recipient` to `topic` with default options.
     pub fn new(topic: Topic, recipient: Recipient<Delivery>) -> Subscribe {
-        Subscribe { topic, recipient, options: SubscribeOptions::default() }
+        Subscribe {
+            topic,
+            recipient,
+            options: SubscribeOptions::default(),
+        }
     }
 
     /// The same subscription with other options.
@@ -90,7 +94,10 @@ impl SubscribeOptions {
     /// A bound of `bound` events with the default overflow policy,
     /// [`Overflow::DropNewest`].
     pub fn bounded(bound: NonZeroUsize) -> SubscribeOptions {
-        SubscribeOptions { bound: Some(bound), overflow: Overflow::DropNewest }
+        SubscribeOptions {
+            bound: Some(bound),
+            overflow: Overflow::DropNewest,
+        }
     }
 
     /// The same options with another overflow policy.
@@ -174,12 +181,25 @@ pub struct Publish {
     pub(crate) topic: Topic,
     pub(crate) event: Arc<ProjectsEvent>,
     pub(crate) exclude: Option<SubscriberId>,
+    pub(crate) local_only: bool,
 }
 
 impl Publish {
     /// Publishes `event` to `topic`.
     pub fn new(topic: Topic, event: impl Into<Arc<ProjectsEvent>>) -> Publish {
-        Publish { topic, event: event.into(), exclude: None }
+        Publish {
+            topic,
+            event: event.into(),
+            exclude: None,
+            local_only: false,
+        }
+    }
+
+    /// The same publish, kept on this node: it is not handed to the
+    /// broker's relay (see [`SetRelay`]), so no other node sees it.
+    pub fn local_only(mut self) -> Publish {
+        self.local_only = true;
+        self
     }
 
     /// The same publish, skipping one subscriber (for example the view that
@@ -287,7 +307,36 @@ pub(crate) struct Fanout {
     pub(crate) topics: SmallVec<[Topic; 3]>,
     pub(crate) event: Arc<ProjectsEvent>,
     pub(crate) exclude: Option<SubscriberId>,
+    pub(crate) local_only: bool,
     pub(crate) reply: Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
+}
+
+/// An event a broker hands to its relay after delivering it locally: the
+/// way out to other nodes (for example a Redis bridge).
+///
+/// Publishes marked local-only are never relayed, and neither are events
+/// that came in from a relay: that is what keeps them from echoing.
+#[derive(Debug, Clone)]
+pub struct Relayed {
+    /// The topics the event was published on.
+    pub topics: SmallVec<[Topic; 3]>,
+    /// The event, shared with the local subscribers.
+    pub event: Arc<ProjectsEvent>,
+}
+
+impl Message for Relayed {
+    type Result = ();
+}
+
+/// Sets (or, with `None`, removes) the broker's relay. Replies with
+/// nothing.
+///
+/// The broker holds the relay strongly and hands it every publish that is
+/// not local-only, in publish order, after local delivery.
+pub struct SetRelay(pub Option<Recipient<Relayed>>);
+
+impl Message for SetRelay {
+    type Result = ();
 }
 
 impl Message for Fanout {

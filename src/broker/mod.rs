@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-pub use messages::{
-    BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Subscribe,
-    SubscribeError, SubscribeOptions, SubscriberCount, TopicCount, Unsubscribe, UnsubscribeAll,
-};
 pub(crate) use messages::Fanout;
+pub use messages::{
+    BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed, SetRelay,
+    Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicCount, Unsubscribe,
+    UnsubscribeAll,
+};
 use registry::Registry;
 
 use crate::notifier::NotifyReceipt;
@@ -37,7 +38,10 @@ pub struct BrokerConfig {
 
 impl Default for BrokerConfig {
     fn default() -> BrokerConfig {
-        BrokerConfig { tenant_mode: false, sweep_interval: Duration::from_secs(1) }
+        BrokerConfig {
+            tenant_mode: false,
+            sweep_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -125,6 +129,7 @@ impl BrokerConfig {
 pub struct TopicBroker {
     config: BrokerConfig,
     registry: Registry,
+    relay: Option<Recipient<Relayed>>,
     release_scheduled: bool,
 }
 
@@ -132,7 +137,10 @@ impl TopicBroker {
     /// A broker with the given configuration; start it with
     /// [`Actor::start`].
     pub fn new(config: BrokerConfig) -> TopicBroker {
-        TopicBroker { config, ..TopicBroker::default() }
+        TopicBroker {
+            config,
+            ..TopicBroker::default()
+        }
     }
 
     fn check_scope(&self, topic: &Topic) -> bool {
@@ -153,7 +161,10 @@ impl Actor for TopicBroker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        log::debug!("topic broker started (tenant mode: {})", self.config.tenant_mode);
+        log::debug!(
+            "topic broker started (tenant mode: {})",
+            self.config.tenant_mode
+        );
         let every = self.config.sweep_interval;
         if !every.is_zero() {
             ctx.run_interval(every, |broker, _| {
@@ -215,7 +226,9 @@ impl Handler<Subscribe> for TopicBroker {
         }
 
         let topic = msg.topic.clone();
-        let id = self.registry.subscribe(msg.topic, msg.recipient, &msg.options);
+        let id = self
+            .registry
+            .subscribe(msg.topic, msg.recipient, &msg.options);
         log::debug!("subscription {id} on {topic}");
         Ok(id)
     }
@@ -253,6 +266,15 @@ impl Handler<Publish> for TopicBroker {
 
         let receipt = self.registry.publish(&msg.topic, &msg.event, msg.exclude);
         self.schedule_release(ctx);
+        if !msg.local_only {
+            if let Some(relay) = &self.relay {
+                let topics = smallvec::smallvec![msg.topic];
+                relay.do_send(Relayed {
+                    topics,
+                    event: msg.event,
+                });
+            }
+        }
         Ok(receipt)
     }
 }
@@ -271,18 +293,41 @@ impl Handler<Fanout> for TopicBroker {
             return;
         }
 
-        let mut receipt = NotifyReceipt { topics: msg.topics.len(), ..NotifyReceipt::default() };
+        let mut receipt = NotifyReceipt {
+            topics: msg.topics.len(),
+            ..NotifyReceipt::default()
+        };
         for topic in &msg.topics {
             let one = self.registry.publish(topic, &msg.event, msg.exclude);
             receipt.delivered += one.delivered;
             receipt.missed += one.missed;
         }
         self.schedule_release(ctx);
+        if !msg.local_only {
+            if let Some(relay) = &self.relay {
+                relay.do_send(Relayed {
+                    topics: msg.topics,
+                    event: msg.event,
+                });
+            }
+        }
 
         if let Some(reply) = msg.reply {
             // The caller may have stopped waiting; that is its choice.
             let _ = reply.send(Ok(receipt));
         }
+    }
+}
+
+impl Handler<SetRelay> for TopicBroker {
+    type Result = ();
+
+    fn handle(&mut self, SetRelay(relay): SetRelay, _: &mut Context<Self>) {
+        log::debug!(
+            "topic broker relay {}",
+            if relay.is_some() { "set" } else { "removed" }
+        );
+        self.relay = relay;
     }
 }
 

@@ -65,7 +65,9 @@ impl Slot {
         if self.strong.is_none() {
             self.strong = self.weak.upgrade();
         }
-        self.strong.as_ref().filter(|recipient| recipient.connected())
+        self.strong
+            .as_ref()
+            .filter(|recipient| recipient.connected())
     }
 
     /// Offers one publish to a slot whose sender `live_sender` just found.
@@ -111,7 +113,10 @@ impl Slot {
         let missed = std::mem::take(&mut flow.missed);
         if flow.lagging {
             flow.lagging = false;
-            log::debug!("subscription {} caught up after missing {missed} events", self.id);
+            log::debug!(
+                "subscription {} caught up after missing {missed} events",
+                self.id
+            );
         }
         recipient.do_send(Delivery::new(Arc::clone(published), missed, Some(ticket)));
         Offer::Delivered
@@ -142,9 +147,19 @@ impl Registry {
                 lagging: false,
             })
         });
-        let slot = Slot { id, subscriber, weak: recipient.downgrade(), strong: None, flow };
+        let slot = Slot {
+            id,
+            subscriber,
+            weak: recipient.downgrade(),
+            strong: None,
+            flow,
+        };
 
-        self.topics.entry(topic.clone()).or_default().slots.push(slot);
+        self.topics
+            .entry(topic.clone())
+            .or_default()
+            .slots
+            .push(slot);
         self.by_subscriber.entry(subscriber).or_default().push(id);
         self.index.insert(id, topic);
         self.stats.subscriptions_added += 1;
@@ -153,7 +168,9 @@ impl Registry {
 
     fn find(&self, subscriber: SubscriberId, topic: &Topic) -> Option<SubscriptionId> {
         let ids = self.by_subscriber.get(&subscriber)?;
-        ids.iter().copied().find(|id| self.index.get(id) == Some(topic))
+        ids.iter()
+            .copied()
+            .find(|id| self.index.get(id) == Some(topic))
     }
 
     /// Removes one subscription; false when the id is unknown.
@@ -221,7 +238,10 @@ impl Registry {
             self.hot.push(topic.clone());
         }
 
-        let mut receipt = PublishReceipt { seq: entry.seq, ..PublishReceipt::default() };
+        let mut receipt = PublishReceipt {
+            seq: entry.seq,
+            ..PublishReceipt::default()
+        };
         let mut dead: SmallVec<[usize; 4]> = SmallVec::new();
         for (at, slot) in entry.slots.iter_mut().enumerate() {
             if exclude == Some(slot.subscriber) {
@@ -243,7 +263,11 @@ impl Registry {
                 Offer::Gone => dead.push(at),
             }
         }
-        log::trace!("published #{} on {topic} to {} subscribers", entry.seq, receipt.delivered);
+        log::trace!(
+            "published #{} on {topic} to {} subscribers",
+            entry.seq,
+            receipt.delivered
+        );
 
         self.stats.deliveries += receipt.delivered as u64;
         self.stats.missed_overflow += receipt.missed as u64;
