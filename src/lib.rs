@@ -76,6 +76,7 @@ mod notifier;
 mod payload;
 mod service;
 mod topic;
+pub mod workload;
 
 pub use broker::{
     BrokerConfig, BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed,

@@ -1,0 +1,1 @@
+//! Reading a recorded workload: one mutation per line of JSON.
