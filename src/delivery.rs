@@ -3,11 +3,12 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::dev::ToEnvelope;
 use actix::{Actor, Addr, Handler, Message, Recipient};
 
+use crate::broker::Ticket;
 use crate::event::ProjectsEvent;
 use crate::topic::Topic;
 
@@ -51,6 +52,7 @@ pub struct Delivery {
     published: Arc<Published>,
     missed: u64,
     ticket: Option<Ticket>,
+    last: bool,
 }
 
 /// One publish on one topic; every subscriber of that topic shares it.
@@ -66,11 +68,17 @@ impl Message for Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(published: Arc<Published>, missed: u64, ticket: Option<Ticket>) -> Self {
+    pub(crate) fn new(
+        published: Arc<Published>,
+        missed: u64,
+        ticket: Option<Ticket>,
+        last: bool,
+    ) -> Self {
         Delivery {
             published,
             missed,
             ticket,
+            last,
         }
     }
 
@@ -101,6 +109,14 @@ impl Delivery {
         self.missed
     }
 
+    /// Whether this is the last delivery of its subscription: the
+    /// subscription reached its bound with the
+    /// [`Overflow::Unsubscribe`](crate::Overflow::Unsubscribe) policy and
+    /// has been removed. Subscribe again to resume.
+    pub fn is_last(&self) -> bool {
+        self.last
+    }
+
     /// Whether this delivery still counts against the subscription's
     /// bound. Dropping the delivery (or calling [`Delivery::release`]) frees
     /// its place.
@@ -112,16 +128,6 @@ impl Delivery {
     /// handler that keeps the delivery after it returns but has caught up.
     pub fn release(&mut self) {
         self.ticket = None;
-    }
-}
-
-/// A place in a bounded subscription's queue, given back when dropped.
-#[derive(Debug)]
-pub(crate) struct Ticket(pub(crate) Arc<AtomicUsize>);
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -108,6 +108,10 @@ impl SubscribeOptions {
 }
 
 /// What a bounded subscription does with an event it has no room for.
+///
+/// A subscription's bound counts the events handed to the subscriber and
+/// not yet handled: a [`Delivery`] holds its place until it is dropped,
+/// normally when the handler returns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Overflow {
@@ -115,8 +119,15 @@ pub enum Overflow {
     /// delivery reports the count in [`Delivery::missed`].
     #[default]
     DropNewest,
-    /// Remove the subscription; the subscriber receives nothing more on
-    /// that topic until it subscribes again.
+    /// Keep up to `bound` more events waiting in the broker and hand them
+    /// on as the subscriber frees places; when that backlog is full, drop
+    /// the oldest waiting event. The next delivery reports the count in
+    /// [`Delivery::missed`]. At most twice the bound is held for a
+    /// subscriber: `bound` in its mailbox and `bound` in the backlog.
+    DropOldest,
+    /// Hand the subscriber one last event, marked by
+    /// [`Delivery::is_last`], and remove the subscription; the subscriber
+    /// receives nothing more on that topic until it subscribes again.
     Unsubscribe,
 }
 
@@ -217,12 +228,18 @@ impl Message for Publish {
 /// What became of one publish.
 ///
 /// `delivered` counts the subscribers the event was handed to: queued in
-/// their mailboxes, not yet handled.
+/// their mailboxes, not yet handled. A successful publish does not mean
+/// anyone has read the event.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PublishReceipt {
     /// Subscribers the event was handed to.
     pub delivered: usize,
-    /// Subscribers that did not get it because of their overflow bound.
+    /// Subscribers for which the event waits in the broker, behind their
+    /// bound ([`Overflow::DropOldest`]).
+    pub queued: usize,
+    /// Events lost to overflow bounds by this publish: the new event for
+    /// [`Overflow::DropNewest`], the oldest waiting one for
+    /// [`Overflow::DropOldest`].
     pub missed: usize,
     /// Subscribers skipped because the publish excluded them.
     pub excluded: usize,
@@ -279,14 +296,30 @@ impl Message for GetStats {
 }
 
 /// Counters of one broker since it started.
+///
+/// Every event offered to a subscription ends in exactly one of
+/// `deliveries`, `missed_overflow` or `undeliverable`, or still waits in a
+/// backlog (`backlog`), so
+/// `offered == deliveries + missed_overflow + undeliverable + backlog`
+/// holds whenever the counters are read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BrokerStats {
     /// Publishes handled, one per topic of a fan-out.
     pub publishes: u64,
+    /// Events offered to subscriptions (the fan-out of every publish,
+    /// excluded subscribers not counted).
+    pub offered: u64,
     /// Events handed to subscribers.
     pub deliveries: u64,
-    /// Events not handed on because a subscription was over its bound.
+    /// Events dropped by a subscription's overflow bound.
     pub missed_overflow: u64,
+    /// Events not handed on because their subscription ended first: the
+    /// subscriber had stopped, or events still waited in its backlog when
+    /// it left.
+    pub undeliverable: u64,
+    /// Events waiting in the backlogs of [`Overflow::DropOldest`]
+    /// subscriptions now.
+    pub backlog: u64,
     /// Subscriptions removed by the [`Overflow::Unsubscribe`] policy.
     pub overflow_unsubscribed: u64,
     /// Subscriptions added.

@@ -1,5 +1,6 @@
 //! The [`TopicBroker`] actor: subscriber lists per topic, and delivery.
 
+mod flow;
 mod messages;
 mod registry;
 
@@ -7,6 +8,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use flow::Refill;
+pub(crate) use flow::Ticket;
 pub(crate) use messages::Fanout;
 pub use messages::{
     BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed, SetRelay,
@@ -161,6 +164,7 @@ impl Actor for TopicBroker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.registry.wake = Some(ctx.address().downgrade().recipient());
         log::debug!(
             "topic broker started (tenant mode: {})",
             self.config.tenant_mode
@@ -211,6 +215,15 @@ impl Handler<Release> for TopicBroker {
     fn handle(&mut self, _: Release, _: &mut Context<Self>) {
         self.release_scheduled = false;
         self.registry.release();
+    }
+}
+
+impl Handler<Refill> for TopicBroker {
+    type Result = ();
+
+    fn handle(&mut self, Refill(id): Refill, ctx: &mut Context<Self>) {
+        self.registry.refill(id);
+        self.schedule_release(ctx);
     }
 }
 
@@ -355,6 +368,7 @@ impl Handler<GetStats> for TopicBroker {
         let mut stats = self.registry.stats;
         stats.subscriptions = self.registry.subscription_count() as u64;
         stats.topics = self.registry.topic_count() as u64;
+        stats.backlog = self.registry.backlog();
         MessageResult(stats)
     }
 }

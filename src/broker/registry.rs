@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::{Recipient, WeakRecipient};
 use smallvec::SmallVec;
 
-use super::messages::{BrokerStats, Overflow, PublishReceipt, SubscribeOptions};
-use crate::delivery::{Delivery, Published, SubscriberId, SubscriptionId, Ticket};
+use super::flow::{Flow, Refill};
+use super::messages::{BrokerStats, PublishReceipt, SubscribeOptions};
+use crate::delivery::{Delivery, Published, SubscriberId, SubscriptionId};
 use crate::event::ProjectsEvent;
 use crate::topic::Topic;
 
@@ -23,6 +23,9 @@ pub(crate) struct Registry {
     by_subscriber: HashMap<SubscriberId, SmallVec<[SubscriptionId; 2]>>,
     // Topics whose slots cache a strong recipient; see `release`.
     hot: Vec<Topic>,
+    // Where the tickets of backlogged subscriptions ask for a refill: the
+    // broker's own address, set when it starts.
+    pub(crate) wake: Option<WeakRecipient<Refill>>,
     pub(crate) stats: BrokerStats,
 }
 
@@ -45,21 +48,6 @@ struct Slot {
     flow: Option<Box<Flow>>,
 }
 
-struct Flow {
-    bound: usize,
-    overflow: Overflow,
-    queued: Arc<AtomicUsize>,
-    missed: u64,
-    lagging: bool,
-}
-
-enum Offer {
-    Delivered,
-    Missed,
-    Gone,
-    Overflowed,
-}
-
 impl Slot {
     fn live_sender(&mut self) -> Option<&Recipient<Delivery>> {
         if self.strong.is_none() {
@@ -70,56 +58,12 @@ impl Slot {
             .filter(|recipient| recipient.connected())
     }
 
-    /// Offers one publish to a slot whose sender `live_sender` just found.
-    fn offer(&mut self, published: &Arc<Published>) -> Offer {
-        let Some(recipient) = self.strong.as_ref() else {
-            return Offer::Gone;
-        };
-        let Some(flow) = self.flow.as_deref_mut() else {
-            recipient.do_send(Delivery::new(Arc::clone(published), 0, None));
-            return Offer::Delivered;
-        };
-
-        if flow.queued.load(Ordering::Acquire) >= flow.bound {
-            return match flow.overflow {
-                Overflow::DropNewest => {
-                    flow.missed += 1;
-                    if !flow.lagging {
-                        flow.lagging = true;
-                        log::warn!(
-                            "subscription {} on {} is {} events behind its bound; dropping \
-                             new events until it catches up",
-                            self.id,
-                            published.topic,
-                            flow.bound
-                        );
-                    }
-                    Offer::Missed
-                }
-                Overflow::Unsubscribe => {
-                    log::warn!(
-                        "subscription {} on {} reached its bound of {} events; unsubscribed",
-                        self.id,
-                        published.topic,
-                        flow.bound
-                    );
-                    Offer::Overflowed
-                }
-            };
-        }
-
-        flow.queued.fetch_add(1, Ordering::AcqRel);
-        let ticket = Ticket(Arc::clone(&flow.queued));
-        let missed = std::mem::take(&mut flow.missed);
-        if flow.lagging {
-            flow.lagging = false;
-            log::debug!(
-                "subscription {} caught up after missing {missed} events",
-                self.id
-            );
-        }
-        recipient.do_send(Delivery::new(Arc::clone(published), missed, Some(ticket)));
-        Offer::Delivered
+    /// Events waiting in this subscription's backlog; they are lost when
+    /// the slot goes.
+    fn backlog_len(&self) -> u64 {
+        self.flow
+            .as_deref()
+            .map_or(0, |flow| flow.backlog_len() as u64)
     }
 }
 
@@ -139,13 +83,12 @@ impl Registry {
 
         let id = SubscriptionId::next();
         let flow = options.bound.map(|bound| {
-            Box::new(Flow {
-                bound: bound.get(),
-                overflow: options.overflow,
-                queued: Arc::new(AtomicUsize::new(0)),
-                missed: 0,
-                lagging: false,
-            })
+            Box::new(Flow::new(
+                id,
+                bound.get(),
+                options.overflow,
+                self.wake.clone(),
+            ))
         });
         let slot = Slot {
             id,
@@ -182,7 +125,9 @@ impl Registry {
         let mut subscriber = None;
         if let Some(entry) = self.topics.get_mut(&topic) {
             if let Some(at) = entry.slots.iter().position(|slot| slot.id == id) {
-                subscriber = Some(entry.slots.swap_remove(at).subscriber);
+                let slot = entry.slots.swap_remove(at);
+                self.stats.undeliverable += slot.backlog_len();
+                subscriber = Some(slot.subscriber);
             }
             if entry.slots.is_empty() {
                 self.topics.remove(&topic);
@@ -243,24 +188,37 @@ impl Registry {
             ..PublishReceipt::default()
         };
         let mut dead: SmallVec<[usize; 4]> = SmallVec::new();
+        let stats = &mut self.stats;
         for (at, slot) in entry.slots.iter_mut().enumerate() {
             if exclude == Some(slot.subscriber) {
                 receipt.excluded += 1;
                 continue;
             }
+            stats.offered += 1;
             if slot.live_sender().is_none() {
+                stats.undeliverable += 1;
                 dead.push(at);
                 continue;
             }
-            match slot.offer(&published) {
-                Offer::Delivered => receipt.delivered += 1,
-                Offer::Missed => receipt.missed += 1,
-                Offer::Overflowed => {
-                    receipt.missed += 1;
-                    self.stats.overflow_unsubscribed += 1;
-                    dead.push(at);
-                }
-                Offer::Gone => dead.push(at),
+            let Some(recipient) = slot.strong.as_ref() else {
+                continue;
+            };
+
+            let Some(flow) = slot.flow.as_deref_mut() else {
+                recipient.do_send(Delivery::new(Arc::clone(&published), 0, None, false));
+                receipt.delivered += 1;
+                stats.deliveries += 1;
+                continue;
+            };
+            let outcome = flow.offer(recipient, &published);
+            receipt.delivered += usize::from(outcome.delivered);
+            receipt.queued += usize::from(outcome.queued);
+            receipt.missed += outcome.missed;
+            stats.deliveries += outcome.handed as u64;
+            stats.missed_overflow += outcome.missed as u64;
+            if outcome.unsubscribe {
+                stats.overflow_unsubscribed += 1;
+                dead.push(at);
             }
         }
         log::trace!(
@@ -269,12 +227,41 @@ impl Registry {
             receipt.delivered
         );
 
-        self.stats.deliveries += receipt.delivered as u64;
-        self.stats.missed_overflow += receipt.missed as u64;
         if !dead.is_empty() {
             self.remove_slots(topic, &dead);
         }
         receipt
+    }
+
+    /// Hands on what waits in one subscription's backlog, as far as its
+    /// bound allows.
+    pub(crate) fn refill(&mut self, id: SubscriptionId) {
+        let Some(topic) = self.index.get(&id) else {
+            return;
+        };
+        let Some(entry) = self.topics.get_mut(topic) else {
+            return;
+        };
+        let Some(slot) = entry.slots.iter_mut().find(|slot| slot.id == id) else {
+            return;
+        };
+
+        if !entry.hot {
+            entry.hot = true;
+            self.hot.push(topic.clone());
+        }
+        if slot.live_sender().is_none() {
+            return;
+        }
+        if let (Some(recipient), Some(flow)) = (slot.strong.as_ref(), slot.flow.as_deref_mut()) {
+            self.stats.deliveries += flow.refill(recipient) as u64;
+        }
+    }
+
+    /// Events waiting in every backlog.
+    pub(crate) fn backlog(&self) -> u64 {
+        let waiting = self.topics.values().flat_map(|entry| &entry.slots);
+        waiting.map(Slot::backlog_len).sum()
     }
 
     /// Removes the slots at `positions` (ascending) of `topic`.
@@ -286,6 +273,7 @@ impl Registry {
         let mut removed: SmallVec<[(SubscriptionId, SubscriberId); 4]> = SmallVec::new();
         for &at in positions.iter().rev() {
             let slot = entry.slots.swap_remove(at);
+            self.stats.undeliverable += slot.backlog_len();
             removed.push((slot.id, slot.subscriber));
         }
         if entry.slots.is_empty() {
