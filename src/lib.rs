@@ -68,6 +68,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod batch;
 mod broker;
 mod delivery;
 mod event;
@@ -78,6 +79,10 @@ mod service;
 mod topic;
 pub mod workload;
 
+pub use batch::{
+    Batch, BatchError, BatchFailure, BatchReceipt, Committed, publish_after_commit,
+    publish_after_commit_and_wait,
+};
 pub use broker::{
     BrokerConfig, BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed,
     SetRelay, Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicBroker,
