@@ -269,13 +269,13 @@ impl Mutation {
 
     /// The target topics, by the routing table of the catalog.
     ///
-    /// | mutation of   | topics                                               |
-    /// |---------------|------------------------------------------------------|
-    /// | a project     | all, project:<uuid>; templates too when a template   |
-    /// | a task        | all, tasks                                           |
-    /// | an assignment | all, project:<project_uuid>                          |
-    /// | a dependency  | all, project:<project_uuid>                          |
-    /// | an embed      | its own topic only                                   |
+    /// | mutation of   | topics                                                   |
+    /// |---------------|----------------------------------------------------------|
+    /// | a project     | `all`, `project:<uuid>`; `templates` too for a template  |
+    /// | a task        | `all`, `tasks`                                           |
+    /// | an assignment | `all`, `project:<project_uuid>`                          |
+    /// | a dependency  | `all`, `project:<project_uuid>`                          |
+    /// | an embed      | its own topic only                                       |
     ///
     /// A project given in its short form without `is_template` routes as
     /// a project that is not a template. With an organisation, every topic
