@@ -37,12 +37,15 @@ pub struct Seen {
     pub name: EventName,
     pub payload: Payload,
     pub missed: u64,
+    /// Whether the broker marked it as the last of its subscription.
+    pub last: bool,
     /// The shared event itself, to check that it is shared.
     pub event: Arc<ProjectsEvent>,
 }
 
 impl Seen {
-    fn of(who: usize, delivery: &Delivery) -> Seen {
+    /// What `delivery` says, seen by the recorder tagged `who`.
+    pub fn of(who: usize, delivery: &Delivery) -> Seen {
         Seen {
             who,
             topic: delivery.topic().clone(),
@@ -50,6 +53,7 @@ impl Seen {
             name: delivery.event().name.clone(),
             payload: delivery.event().payload.clone(),
             missed: delivery.missed(),
+            last: delivery.is_last(),
             event: delivery.shared_event(),
         }
     }
@@ -83,7 +87,8 @@ impl Log {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn push(&self, seen: Seen) {
+    /// Writes down one delivery.
+    pub fn push(&self, seen: Seen) {
         self.lock().push(seen);
     }
 
