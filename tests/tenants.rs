@@ -170,10 +170,13 @@ fn scoped_project_topics_accept_any_uuid_form_and_render_it_canonically() {
     );
 }
 
+/// Says whether an error is the one a case expects.
+type ErrorCheck = fn(&TopicError) -> bool;
+
 #[test]
 fn scoped_topics_with_bad_parts_are_rejected_with_typed_errors() {
     let too_long_org = format!("projects:org:{}:all", "o".repeat(65));
-    let cases: Vec<(&str, fn(&TopicError) -> bool)> = vec![
+    let cases: Vec<(&str, ErrorCheck)> = vec![
         (
             "projects:org::all",
             |e| matches!(e, TopicError::InvalidOrgId(id) if id.is_empty()),
