@@ -138,7 +138,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     // The awaited form resolved once every event was in the overview's
     // mailbox, so this request is answered after all of them.
-    println!("   the overview received {:?}", overview.send(Seen).await?);
+    for name in overview.send(Seen).await? {
+        println!("     overview received {name}");
+    }
 
     println!("2. an operation that fails inside the transaction");
     let failed = publish_after_commit(
