@@ -77,6 +77,8 @@ mod notifier;
 mod payload;
 mod service;
 mod topic;
+#[cfg(feature = "web")]
+pub mod web;
 pub mod workload;
 
 pub use batch::{
@@ -85,7 +87,7 @@ pub use batch::{
 };
 pub use broker::{
     BrokerConfig, BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed,
-    SetRelay, Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicBroker,
+    Restart, SetRelay, Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicBroker,
     TopicCount, Unsubscribe, UnsubscribeAll,
 };
 pub use delivery::{Delivery, SubscriberId, SubscriptionId};
@@ -101,3 +103,8 @@ pub use payload::{
     AssignmentPayload, DependencyPayload, Payload, ProjectPayload, ProjectRef, TaskPayload,
 };
 pub use topic::{EmbedName, MAX_ORG_ID_LEN, MAX_TOPIC_LEN, OrgId, Topic, TopicError, TopicKind};
+
+#[cfg(feature = "redis")]
+pub mod cluster;
+#[cfg(feature = "redis")]
+pub use cluster::{BridgeConfig, BridgeError, NodeId, RedisBridge};

@@ -287,6 +287,19 @@ impl Message for TopicCount {
     type Result = usize;
 }
 
+/// Restarts a supervised broker. Replies once the restart is under way.
+///
+/// The broker stops and its supervisor (the default instance has one; use
+/// `Supervisor::start` for an explicit instance) starts it again with the
+/// same subscription table: subscriptions survive, cached recipients are let
+/// go, and sequence numbers continue. An unsupervised broker just stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Restart;
+
+impl Message for Restart {
+    type Result = ();
+}
+
 /// Asks for the broker's counters. Replies with [`BrokerStats`].
 #[derive(Debug, Clone, Copy)]
 pub struct GetStats;

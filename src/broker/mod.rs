@@ -12,9 +12,9 @@ use flow::Refill;
 pub(crate) use flow::Ticket;
 pub(crate) use messages::Fanout;
 pub use messages::{
-    BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed, SetRelay,
-    Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicCount, Unsubscribe,
-    UnsubscribeAll,
+    BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed, Restart,
+    SetRelay, Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicCount,
+    Unsubscribe, UnsubscribeAll,
 };
 use registry::Registry;
 
@@ -215,6 +215,16 @@ impl Handler<Release> for TopicBroker {
     fn handle(&mut self, _: Release, _: &mut Context<Self>) {
         self.release_scheduled = false;
         self.registry.release();
+    }
+}
+
+impl Handler<Restart> for TopicBroker {
+    type Result = ();
+
+    fn handle(&mut self, _: Restart, ctx: &mut Context<Self>) {
+        log::debug!("topic broker restart requested");
+        self.registry.release();
+        ctx.stop();
     }
 }
 

@@ -1,0 +1,424 @@
+//! Slow, stuck, failing and misbehaving subscribers: the broker keeps
+//! delivering to everyone else, loses nothing it did not say it lost, and
+//! counts what it dropped.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use projects_pubsub::{
+    BrokerStats, Delivery, EventName, GetStats, Mutation, Overflow, ProjectsNotifier, Publish,
+    Subscribe, SubscribeOptions, SubscriberCount, TaskPayload, Topic, TopicBroker,
+};
+use uuid::Uuid;
+
+/// What a subscriber saw: sequence numbers, missed counts, last marks.
+#[derive(Default, Debug)]
+struct Seen {
+    seqs: Vec<u64>,
+    missed: u64,
+    last: bool,
+    at: Vec<Instant>,
+}
+
+/// A subscriber that records, and can hold on to its deliveries to play a
+/// stuck consumer (a held delivery keeps its place in a bound).
+struct Holder {
+    seen: Arc<Mutex<Seen>>,
+    hold: bool,
+    held: Vec<Delivery>,
+    sleep_per_event: Option<Duration>,
+    panic_on_seq: Option<u64>,
+}
+
+impl Holder {
+    fn new(seen: &Arc<Mutex<Seen>>) -> Holder {
+        Holder {
+            seen: Arc::clone(seen),
+            hold: false,
+            held: Vec::new(),
+            sleep_per_event: None,
+            panic_on_seq: None,
+        }
+    }
+}
+
+impl Actor for Holder {
+    type Context = Context<Self>;
+}
+
+impl Handler<Delivery> for Holder {
+    type Result = ();
+
+    fn handle(&mut self, delivery: Delivery, _: &mut Context<Self>) {
+        if self.panic_on_seq == Some(delivery.seq()) {
+            panic!("subscriber fails on purpose at seq {}", delivery.seq());
+        }
+        if let Some(pause) = self.sleep_per_event {
+            // Blocks this actor's thread, the worst a subscriber can do.
+            std::thread::sleep(pause);
+        }
+        {
+            let mut seen = self.seen.lock().unwrap();
+            seen.seqs.push(delivery.seq());
+            seen.missed += delivery.missed();
+            seen.last |= delivery.is_last();
+            seen.at.push(Instant::now());
+        }
+        if self.hold {
+            self.held.push(delivery);
+        }
+    }
+}
+
+/// Releases every held delivery and stops holding new ones.
+struct Resume;
+
+impl Message for Resume {
+    type Result = ();
+}
+
+impl Handler<Resume> for Holder {
+    type Result = ();
+
+    fn handle(&mut self, _: Resume, _: &mut Context<Self>) {
+        self.hold = false;
+        self.held.clear();
+    }
+}
+
+fn task_event(title: &str) -> projects_pubsub::ProjectsEvent {
+    let task = TaskPayload {
+        uuid: Uuid::new_v4(),
+        title: title.to_owned(),
+    };
+    projects_pubsub::ProjectsEvent::new(
+        EventName::TaskUpdated,
+        projects_pubsub::Payload::Task(task),
+    )
+}
+
+async fn publish_n(broker: &Addr<TopicBroker>, topic: &Topic, n: usize) -> Vec<usize> {
+    let mut missed = Vec::new();
+    for i in 0..n {
+        let publish = Publish::new(topic.clone(), task_event(&format!("event {i}")));
+        missed.push(broker.send(publish).await.unwrap().unwrap().missed);
+    }
+    missed
+}
+
+/// Waits, up to ten seconds, until `check` holds.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    check()
+}
+
+fn bounded(n: usize, overflow: Overflow) -> SubscribeOptions {
+    SubscribeOptions::bounded(NonZeroUsize::new(n).unwrap()).overflow(overflow)
+}
+
+async fn stats(broker: &Addr<TopicBroker>) -> BrokerStats {
+    broker.send(GetStats).await.unwrap()
+}
+
+fn assert_accounted(stats: &BrokerStats) {
+    assert_eq!(
+        stats.offered,
+        stats.deliveries + stats.missed_overflow + stats.undeliverable + stats.backlog,
+        "every offered event is delivered, missed, undeliverable or waiting: {stats:?}"
+    );
+}
+
+#[actix::test]
+async fn slow_subscriber_with_small_mailbox_gets_all_100_in_order() {
+    let broker = TopicBroker::default().start();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let slow = Holder::create(|ctx| {
+        ctx.set_mailbox_capacity(1);
+        Holder {
+            sleep_per_event: Some(Duration::from_millis(1)),
+            ..Holder::new(&seen)
+        }
+    });
+    let topic = Topic::tasks();
+    broker
+        .send(Subscribe::new(topic.clone(), slow.clone().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let missed = publish_n(&broker, &topic, 100).await;
+
+    assert!(missed.iter().all(|m| *m == 0));
+    assert!(eventually(|| seen.lock().unwrap().seqs.len() == 100).await);
+    assert_eq!(seen.lock().unwrap().seqs, (1..=100).collect::<Vec<u64>>());
+    assert_eq!(broker.send(SubscriberCount(topic)).await.unwrap(), 1);
+    assert_accounted(&stats(&broker).await);
+}
+
+#[actix::test]
+async fn bound_of_n_on_a_paused_subscriber_loses_nothing_for_n_events() {
+    for overflow in [
+        Overflow::DropNewest,
+        Overflow::DropOldest,
+        Overflow::Unsubscribe,
+    ] {
+        let broker = TopicBroker::default().start();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let paused = Holder {
+            hold: true,
+            ..Holder::new(&seen)
+        }
+        .start();
+        let topic = Topic::tasks();
+        let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient())
+            .with_options(bounded(8, overflow));
+        broker.send(subscribe).await.unwrap().unwrap();
+
+        let missed = publish_n(&broker, &topic, 8).await;
+
+        assert_eq!(missed.iter().sum::<usize>(), 0, "{overflow:?}");
+        assert!(
+            eventually(|| seen.lock().unwrap().seqs.len() == 8).await,
+            "{overflow:?}"
+        );
+        assert_eq!(
+            broker.send(SubscriberCount(topic)).await.unwrap(),
+            1,
+            "{overflow:?}"
+        );
+        assert!(!seen.lock().unwrap().last);
+    }
+}
+
+#[actix::test]
+async fn drop_newest_reports_exactly_3_missed_for_n_plus_3_and_stays_subscribed() {
+    let broker = TopicBroker::default().start();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let paused = Holder {
+        hold: true,
+        ..Holder::new(&seen)
+    }
+    .start();
+    let topic = Topic::tasks();
+    let options = bounded(8, Overflow::DropNewest);
+    let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient()).with_options(options);
+    broker.send(subscribe).await.unwrap().unwrap();
+
+    let missed = publish_n(&broker, &topic, 11).await;
+    assert_eq!(missed.iter().sum::<usize>(), 3);
+    assert_eq!(stats(&broker).await.missed_overflow, 3);
+
+    // Once it catches up, the next delivery tells it how many it missed,
+    // and the sequence numbers show the gap.
+    paused.send(Resume).await.unwrap();
+    publish_n(&broker, &topic, 1).await;
+    assert!(eventually(|| seen.lock().unwrap().seqs.len() == 9).await);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.missed, 3);
+    assert_eq!(seen.seqs, vec![1, 2, 3, 4, 5, 6, 7, 8, 12]);
+    assert_eq!(broker.send(SubscriberCount(topic)).await.unwrap(), 1);
+    assert_accounted(&stats(&broker).await);
+}
+
+#[actix::test]
+async fn drop_oldest_keeps_the_newest_and_reports_exactly_3_missed() {
+    let broker = TopicBroker::default().start();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let paused = Holder {
+        hold: true,
+        ..Holder::new(&seen)
+    }
+    .start();
+    let topic = Topic::tasks();
+    let options = bounded(4, Overflow::DropOldest);
+    let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient()).with_options(options);
+    broker.send(subscribe).await.unwrap().unwrap();
+
+    // 4 handed on, 4 waiting in the backlog, 3 more push the 3 oldest
+    // waiting ones out.
+    let missed = publish_n(&broker, &topic, 11).await;
+    assert_eq!(missed.iter().sum::<usize>(), 3);
+    let before = stats(&broker).await;
+    assert_eq!(before.backlog, 4);
+    assert_accounted(&before);
+
+    paused.send(Resume).await.unwrap();
+    assert!(eventually(|| seen.lock().unwrap().seqs.len() == 8).await);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.seqs, vec![1, 2, 3, 4, 8, 9, 10, 11]);
+    assert_eq!(seen.missed, 3);
+    let after = stats(&broker).await;
+    assert_eq!(after.backlog, 0);
+    assert_eq!(after.missed_overflow, 3);
+    assert_accounted(&after);
+}
+
+#[actix::test]
+async fn unsubscribe_policy_marks_a_last_delivery_and_removes_the_subscription() {
+    let broker = TopicBroker::default().start();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let paused = Holder {
+        hold: true,
+        ..Holder::new(&seen)
+    }
+    .start();
+    let topic = Topic::tasks();
+    let options = bounded(8, Overflow::Unsubscribe);
+    let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient()).with_options(options);
+    broker.send(subscribe).await.unwrap().unwrap();
+
+    publish_n(&broker, &topic, 11).await;
+
+    assert!(eventually(|| seen.lock().unwrap().seqs.len() == 9).await);
+    assert!(seen.lock().unwrap().last);
+    assert_eq!(broker.send(SubscriberCount(topic)).await.unwrap(), 0);
+    let stats = stats(&broker).await;
+    assert_eq!(stats.overflow_unsubscribed, 1);
+    assert_accounted(&stats);
+}
+
+#[actix::test]
+async fn a_subscriber_sleeping_a_second_per_event_does_not_delay_a_fast_one() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let broker = TopicBroker::from_registry();
+    let topic = Topic::embed(&format!("isolation-{}", Uuid::new_v4())).unwrap();
+
+    // The sleeper blocks the thread of its own arbiter; the fast one runs
+    // here.
+    let sleeper_seen = Arc::new(Mutex::new(Seen::default()));
+    let sleeper_arbiter = Arbiter::new();
+    let sleeper = {
+        let seen = Arc::clone(&sleeper_seen);
+        Holder::start_in_arbiter(&sleeper_arbiter.handle(), move |_| Holder {
+            sleep_per_event: Some(Duration::from_secs(1)),
+            ..Holder::new(&seen)
+        })
+    };
+    let fast_seen = Arc::new(Mutex::new(Seen::default()));
+    let fast = Holder::new(&fast_seen).start();
+    broker
+        .send(Subscribe::new(topic.clone(), sleeper.clone().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+    broker
+        .send(Subscribe::new(topic.clone(), fast.clone().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+
+    for i in 0..10 {
+        broker.do_send(Publish::new(
+            topic.clone(),
+            task_event(&format!("event {i}")),
+        ));
+    }
+    let last_publish = Instant::now();
+
+    assert!(eventually(|| fast_seen.lock().unwrap().seqs.len() == 10).await);
+    let fast_done = *fast_seen.lock().unwrap().at.last().unwrap();
+    let lag = fast_done.saturating_duration_since(last_publish);
+    assert!(
+        lag < Duration::from_millis(50),
+        "fast subscriber finished {lag:?} after"
+    );
+    assert!(sleeper_seen.lock().unwrap().seqs.len() < 10);
+    sleeper_arbiter.stop();
+}
+
+#[actix::test]
+async fn a_panicking_subscriber_stops_nobody_else() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let broker = TopicBroker::from_registry();
+    let notifier = ProjectsNotifier::from_registry();
+
+    // The failing subscriber lives on an arbiter of its own, as an
+    // application's views usually do; its panic ends only its own actor.
+    let failing_seen = Arc::new(Mutex::new(Seen::default()));
+    let failing_arbiter = Arbiter::new();
+    let failing = {
+        let seen = Arc::clone(&failing_seen);
+        Holder::start_in_arbiter(&failing_arbiter.handle(), move |_| Holder {
+            panic_on_seq: Some(2),
+            ..Holder::new(&seen)
+        })
+    };
+    let healthy_seen = Arc::new(Mutex::new(Seen::default()));
+    let healthy = Holder::new(&healthy_seen).start();
+
+    let org = projects_pubsub::OrgId::new(&format!(
+        "panic-{}",
+        &Uuid::new_v4().simple().to_string()[..8]
+    ))
+    .unwrap();
+    let topic = Topic::tasks().in_org(org.clone()).unwrap();
+    broker
+        .send(Subscribe::new(topic.clone(), failing.clone().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+    broker
+        .send(Subscribe::new(topic.clone(), healthy.clone().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+
+    for i in 0..5 {
+        let task = TaskPayload {
+            uuid: Uuid::new_v4(),
+            title: format!("task {i}"),
+        };
+        let mutation = Mutation::task(EventName::TaskCreated, task)
+            .unwrap()
+            .in_org(org.clone());
+        notifier.send(mutation).await.unwrap().unwrap();
+    }
+
+    assert!(eventually(|| healthy_seen.lock().unwrap().seqs.len() == 5).await);
+    assert_eq!(failing_seen.lock().unwrap().seqs, vec![1]);
+    // The broker and the notifier still work, and the dead subscriber is
+    // pruned.
+    assert!(eventually(|| healthy_seen.lock().unwrap().seqs.len() == 5).await);
+    let task = TaskPayload {
+        uuid: Uuid::new_v4(),
+        title: "after".into(),
+    };
+    let mutation = Mutation::task(EventName::TaskCreated, task)
+        .unwrap()
+        .in_org(org);
+    let receipt = notifier.send(mutation).await.unwrap().unwrap();
+    assert_eq!(receipt.delivered, 1);
+    assert_eq!(broker.send(SubscriberCount(topic)).await.unwrap(), 1);
+    failing_arbiter.stop();
+}
+
+#[actix::test]
+async fn subscriptions_survive_a_broker_restart() {
+    // A supervised broker that is stopped is restarted with its state:
+    // the subscription table lives in the actor value.
+    let broker = Supervisor::start(|_| TopicBroker::default());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let view = Holder::new(&seen).start();
+    let topic = Topic::tasks();
+    broker
+        .send(Subscribe::new(topic.clone(), view.clone().recipient()))
+        .await
+        .unwrap()
+        .unwrap();
+    publish_n(&broker, &topic, 1).await;
+
+    broker.send(projects_pubsub::Restart).await.unwrap();
+
+    publish_n(&broker, &topic, 1).await;
+    assert!(eventually(|| seen.lock().unwrap().seqs.len() == 2).await);
+    assert_eq!(seen.lock().unwrap().seqs, vec![1, 2]);
+    assert_eq!(broker.send(SubscriberCount(topic)).await.unwrap(), 1);
+}
