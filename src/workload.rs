@@ -31,18 +31,18 @@
 //! # Examples
 //!
 //! ```
-//! use projects_pubsub::workload;
+//! use projects_pubsub::workload::{self, LineError};
 //!
-//! let text = r#"
-//! # the task library grows
-//! {"event":"task_created","resource":"task","payload":{"uuid":"7d4c8f0e-3b1a-4c55-9e2f-1a2b3c4d5e6f","title":"Paint"}}
-//! {"event":"task_created","resource":"task"
-//! "#;
+//! let text = concat!(
+//!     "# the task library grows\n",
+//!     r#"{"event":"task_created","resource":"task","payload":"#,
+//!     r#"{"uuid":"7d4c8f0e-3b1a-4c55-9e2f-1a2b3c4d5e6f","title":"Paint"}}"#,
+//!     "\n\n",
+//!     r#"{"event":"task_created","resource":"task""#,
+//! );
 //! let workload = workload::read(text.as_bytes());
-//! assert_eq!(workload.mutations.len(), 1);
-//! assert_eq!(workload.mutations[0].0, 3);
-//! assert_eq!(workload.errors.len(), 1);
-//! assert_eq!(workload.errors[0].0, 4);
+//! assert!(matches!(workload.mutations[..], [(2, _)]));
+//! assert!(matches!(workload.errors[..], [(4, LineError::InvalidJson(_))]));
 //! ```
 
 use std::fmt;
