@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 use projects_pubsub::{
-    BrokerConfig, Delivery, EventName, Mutation, NotifierConfig, NotifyError, Overflow,
-    ProjectPayload, ProjectsEvent, ProjectsNotifier, Publish, PublishError, PublishReceipt,
-    Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, SubscriberId, SubscriptionId,
-    Topic, TopicBroker, TopicCount, Unsubscribe, UnsubscribeAll,
+    BrokerConfig, BrokerStats, Delivery, EventName, GetStats, Mutation, NotifierConfig,
+    NotifyError, Overflow, ProjectPayload, ProjectsEvent, ProjectsNotifier, Publish, PublishError,
+    PublishReceipt, Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, SubscriberId,
+    SubscriptionId, Topic, TopicBroker, TopicCount, Unsubscribe, UnsubscribeAll,
 };
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -46,6 +46,18 @@ async fn topic_count(broker: &Addr<TopicBroker>) -> usize {
 
 fn titles(seen: &[Seen]) -> Vec<String> {
     seen.iter().map(|s| title(s).to_owned()).collect()
+}
+
+/// Reads the broker's counters and checks the accounting they document:
+/// every event offered was delivered, missed, undeliverable, or waits.
+async fn accounted(broker: &Addr<TopicBroker>) -> BrokerStats {
+    let stats = broker.send(GetStats).await.unwrap();
+    assert_eq!(
+        stats.offered,
+        stats.deliveries + stats.missed_overflow + stats.undeliverable + stats.backlog,
+        "{stats:?}"
+    );
+    stats
 }
 
 fn bound(n: usize) -> SubscribeOptions {
@@ -144,6 +156,7 @@ async fn a_subscriber_that_stops_itself_is_pruned_without_unsubscribe() {
     assert_eq!(topic_count(&broker).await, 0);
     assert_eq!(publish(&broker, &Topic::all(), "after").await.delivered, 0);
     assert!(!view.connected(), "the address outlives its stopped actor");
+    assert_eq!(accounted(&broker).await.subscriptions_pruned, 2);
 }
 
 #[actix::test]
@@ -165,6 +178,7 @@ async fn a_subscriber_whose_addresses_are_all_dropped_stops_and_is_pruned() {
     assert_eq!(topic_count(&broker).await, 0);
     assert_eq!(publish(&broker, &Topic::all(), "after").await.delivered, 0);
     assert_eq!(titles(&log.events()), ["while alive"]);
+    accounted(&broker).await;
 }
 
 #[actix::test]
@@ -765,6 +779,11 @@ async fn a_bounded_subscription_loses_nothing_within_its_bound_and_counts_what_i
     assert_eq!(titles(&seen), ["1", "2", "3", "4", "caught up"]);
     assert_eq!(seqs, [1, 2, 3, 4, 8]);
     assert_eq!(missed, [0, 0, 0, 0, 3]);
+    let stats = accounted(&broker).await;
+    assert_eq!(
+        (stats.offered, stats.deliveries, stats.missed_overflow),
+        (8, 5, 3)
+    );
 }
 
 #[actix::test]
@@ -801,6 +820,11 @@ async fn a_bounded_subscriber_stuck_in_its_handler_reports_what_it_missed_once_i
         [0, 0, 0, 3]
     );
     assert_eq!(seen[3].seq, 7);
+    let stats = accounted(&broker).await;
+    assert_eq!(
+        (stats.offered, stats.deliveries, stats.missed_overflow),
+        (7, 4, 3)
+    );
 }
 
 #[actix::test]
@@ -857,6 +881,8 @@ async fn overflow_unsubscribe_removes_the_subscription() {
     );
     log.wait_len(BOUND + 2).await;
     assert_eq!(titles(&log.events())[BOUND + 1], "again");
+    let stats = accounted(&broker).await;
+    assert_eq!(stats.overflow_unsubscribed, 1);
 }
 
 #[actix::test]
@@ -896,6 +922,12 @@ async fn drop_oldest_keeps_the_newest_waiting_events_and_hands_them_on_after_a_c
         [0, 0, 1, 0]
     );
     assert_eq!(seen.iter().map(|s| s.seq).collect::<Vec<_>>(), [1, 2, 4, 5]);
+    let stats = accounted(&broker).await;
+    assert_eq!(
+        (stats.offered, stats.deliveries, stats.missed_overflow),
+        (5, 4, 1)
+    );
+    assert_eq!(stats.backlog, 0);
 }
 
 // ---- Types ------------------------------------------------------------------------------------
