@@ -221,9 +221,11 @@ async fn drop_newest_reports_exactly_3_missed_for_n_plus_3_and_stays_subscribed(
     paused.send(Resume).await.unwrap();
     publish_n(&broker, &topic, 1).await;
     assert!(eventually(|| seen.lock().unwrap().seqs.len() == 9).await);
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.missed, 3);
-    assert_eq!(seen.seqs, vec![1, 2, 3, 4, 5, 6, 7, 8, 12]);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.missed, 3);
+        assert_eq!(seen.seqs, vec![1, 2, 3, 4, 5, 6, 7, 8, 12]);
+    }
     assert_eq!(broker.send(SubscriberCount(topic)).await.unwrap(), 1);
     assert_accounted(&stats(&broker).await);
 }
@@ -252,9 +254,11 @@ async fn drop_oldest_keeps_the_newest_and_reports_exactly_3_missed() {
 
     paused.send(Resume).await.unwrap();
     assert!(eventually(|| seen.lock().unwrap().seqs.len() == 8).await);
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.seqs, vec![1, 2, 3, 4, 8, 9, 10, 11]);
-    assert_eq!(seen.missed, 3);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.seqs, vec![1, 2, 3, 4, 8, 9, 10, 11]);
+        assert_eq!(seen.missed, 3);
+    }
     let after = stats(&broker).await;
     assert_eq!(after.backlog, 0);
     assert_eq!(after.missed_overflow, 3);
