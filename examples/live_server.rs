@@ -1,0 +1,3 @@
+//! The live demo (being written).
+
+fn main() {}
