@@ -137,6 +137,11 @@ impl Delivery {
 /// id; two actors of the same type have different ids. Use it to exclude
 /// the actor that caused a change from the events of that change.
 ///
+/// The id is the address of the actor's mailbox, so it names an actor only
+/// while that actor lives: once an actor has stopped and every address and
+/// subscription of it is gone, a new actor may get the same id. Take the id
+/// when you need it rather than keeping it beyond the actor's life.
+///
 /// # Examples
 ///
 /// ```

@@ -230,6 +230,22 @@ impl Mutation {
 
     /// The same mutation, scoped to organisation `org`: every target topic
     /// carries it. Required when the notifier runs in tenant mode.
+    ///
+    /// An embed mutation whose topic is already scoped moves to `org`: the
+    /// organisation given here wins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::{EventName, Mutation, OrgId, TaskPayload};
+    /// use uuid::Uuid;
+    ///
+    /// let org = OrgId::new("acme").unwrap();
+    /// let task = TaskPayload { uuid: Uuid::new_v4(), title: "Tile".into() };
+    /// let mutation = Mutation::task(EventName::TaskCreated, task).unwrap().in_org(org);
+    /// let topics: Vec<String> = mutation.topics().unwrap().iter().map(|t| t.to_string()).collect();
+    /// assert_eq!(topics, ["projects:org:acme:all", "projects:org:acme:tasks"]);
+    /// ```
     pub fn in_org(mut self, org: OrgId) -> Mutation {
         self.org = Some(org);
         self
@@ -237,6 +253,32 @@ impl Mutation {
 
     /// The same mutation, not delivered to `subscriber` on any topic: the
     /// view that made the change has already reloaded itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use actix::prelude::*;
+    /// use projects_pubsub::{Delivery, EventName, Mutation, ProjectRef, SubscriberId};
+    /// use uuid::Uuid;
+    ///
+    /// struct ProjectPage;
+    /// impl Actor for ProjectPage {
+    ///     type Context = Context<Self>;
+    /// }
+    /// impl Handler<Delivery> for ProjectPage {
+    ///     type Result = ();
+    ///     fn handle(&mut self, _: Delivery, _: &mut Context<Self>) {}
+    /// }
+    ///
+    /// # actix::System::new().block_on(async {
+    /// let page = ProjectPage.start();
+    /// let archived = ProjectRef::new(Uuid::new_v4());
+    /// let mutation = Mutation::project_ref(EventName::ProjectArchived, archived)
+    ///     .unwrap()
+    ///     .excluding(SubscriberId::of_addr(&page));
+    /// assert_eq!(mutation.origin(), Some(SubscriberId::of_addr(&page)));
+    /// # });
+    /// ```
     pub fn excluding(mut self, subscriber: SubscriberId) -> Mutation {
         self.origin = Some(subscriber);
         self

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
@@ -99,6 +100,10 @@ impl NotifierConfig {
 pub struct ProjectsNotifier {
     broker: Addr<TopicBroker>,
     config: NotifierConfig,
+    // Raised by the first refused fire-and-forget mutation of an incident,
+    // so the warning is logged once, not once per mutation; lowered by the
+    // next mutation that goes through.
+    refusing: Arc<AtomicBool>,
 }
 
 impl ProjectsNotifier {
@@ -107,6 +112,7 @@ impl ProjectsNotifier {
         ProjectsNotifier {
             broker,
             config: NotifierConfig::default(),
+            refusing: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -227,9 +233,18 @@ impl Handler<Mutation> for ProjectsNotifier {
     type Result = Forward;
 
     fn handle(&mut self, mutation: Mutation, _: &mut Context<Self>) -> Forward {
+        let prepared = self.prepare(mutation);
+        let refusing = match &prepared {
+            Ok(_) => {
+                self.refusing.store(false, Ordering::Relaxed);
+                None
+            }
+            Err(_) => Some(Arc::clone(&self.refusing)),
+        };
         Forward {
             broker: self.broker.clone(),
-            prepared: self.prepare(mutation),
+            prepared,
+            refusing,
         }
     }
 }
@@ -240,6 +255,7 @@ impl Handler<Mutation> for ProjectsNotifier {
 pub struct Forward {
     broker: Addr<TopicBroker>,
     prepared: Result<Option<Fanout>, NotifyError>,
+    refusing: Option<Arc<AtomicBool>>,
 }
 
 impl MessageResponse<ProjectsNotifier, Mutation> for Forward {
@@ -261,7 +277,17 @@ impl MessageResponse<ProjectsNotifier, Mutation> for Forward {
                 let _ = tx.send(Err(err));
             }
             (Err(err), None) => {
-                log::warn!("mutation dropped: {err}");
+                let first = self
+                    .refusing
+                    .is_none_or(|flag| !flag.swap(true, Ordering::Relaxed));
+                if first {
+                    log::warn!(
+                        "mutation dropped: {err}; further refusals are logged at debug until \
+                         a mutation goes through"
+                    );
+                } else {
+                    log::debug!("mutation dropped: {err}");
+                }
             }
         }
     }

@@ -247,6 +247,21 @@ impl Topic {
     }
 
     /// Builds a topic from its parts.
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::TooLong`] when the rendered topic would exceed
+    /// [`MAX_TOPIC_LEN`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::{OrgId, Topic, TopicKind};
+    ///
+    /// let org = OrgId::new("acme").unwrap();
+    /// let topic = Topic::from_parts(Some(org), TopicKind::Tasks).unwrap();
+    /// assert_eq!(topic.to_string(), "projects:org:acme:tasks");
+    /// ```
     pub fn from_parts(scope: Option<OrgId>, kind: TopicKind) -> Result<Topic, TopicError> {
         let topic = Topic { scope, kind };
         topic.check_len()?;
@@ -274,6 +289,15 @@ impl Topic {
     }
 
     /// The same topic without its organisation scope.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::{OrgId, Topic};
+    ///
+    /// let scoped = Topic::all().in_org(OrgId::new("acme").unwrap()).unwrap();
+    /// assert_eq!(scoped.unscoped(), Topic::all());
+    /// ```
     pub fn unscoped(&self) -> Topic {
         Topic {
             scope: None,
@@ -282,16 +306,45 @@ impl Topic {
     }
 
     /// The organisation this topic is scoped to, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::Topic;
+    ///
+    /// let topic = Topic::parse("projects:org:acme:all").unwrap();
+    /// assert_eq!(topic.org().map(|org| org.as_str()), Some("acme"));
+    /// assert_eq!(Topic::all().org(), None);
+    /// ```
     pub fn org(&self) -> Option<&OrgId> {
         self.scope.as_ref()
     }
 
     /// What the topic carries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::{Topic, TopicKind};
+    /// use uuid::Uuid;
+    ///
+    /// let id = Uuid::new_v4();
+    /// assert_eq!(Topic::project(id).kind(), &TopicKind::Project(id));
+    /// ```
     pub fn kind(&self) -> &TopicKind {
         &self.kind
     }
 
     /// Whether this is an embed topic rather than one of the canonical four.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::Topic;
+    ///
+    /// assert!(Topic::embed("board").unwrap().is_embed());
+    /// assert!(!Topic::templates().is_embed());
+    /// ```
     pub fn is_embed(&self) -> bool {
         matches!(self.kind, TopicKind::Embed(_))
     }

@@ -134,6 +134,9 @@ pub struct TopicBroker {
     registry: Registry,
     relay: Option<Recipient<Relayed>>,
     release_scheduled: bool,
+    // Raised by the first refused unscoped fan-out, so the warning is
+    // logged once per incident; lowered by the next accepted one.
+    refusing_unscoped: bool,
 }
 
 impl TopicBroker {
@@ -309,12 +312,20 @@ impl Handler<Fanout> for TopicBroker {
         if let Some(topic) = msg.topics.iter().find(|topic| !self.check_scope(topic)) {
             // The notifier checks scopes first; this guards a notifier that
             // runs in global mode in front of a tenant-mode broker.
-            log::warn!("refused an unscoped fan-out to {topic}: the broker runs in tenant mode");
+            if !std::mem::replace(&mut self.refusing_unscoped, true) {
+                log::warn!(
+                    "refused an unscoped fan-out to {topic}: the broker runs in tenant mode \
+                     (a notifier in global mode?); further refusals are logged at debug"
+                );
+            } else {
+                log::debug!("refused an unscoped fan-out to {topic}");
+            }
             if let Some(reply) = msg.reply {
                 let _ = reply.send(Err(crate::NotifyError::ScopeRequired));
             }
             return;
         }
+        self.refusing_unscoped = false;
 
         let mut receipt = NotifyReceipt {
             topics: msg.topics.len(),
