@@ -75,9 +75,21 @@ impl Handler<Report> for View {
 }
 
 #[actix::main]
-async fn main() -> Result<ExitCode, Box<dyn Error>> {
+async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 
+    match replay().await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("projects_demo: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Replays the workload and prints the tables; the exit code says whether
+/// every count matched.
+async fn replay() -> Result<ExitCode, Box<dyn Error>> {
     let (path, shown) = match std::env::args_os().nth(1) {
         Some(arg) => (PathBuf::from(&arg), arg.to_string_lossy().into_owned()),
         None => (
