@@ -219,8 +219,8 @@ impl std::error::Error for LineError {
 ///
 /// # Errors
 ///
-/// A [`LineError`] saying what is wrong, checked in this order: empty,
-/// longer than [`MAX_EVENT_JSON_LEN`], not JSON, not an event, topic
+/// A [`LineError`] saying what is wrong, checked in this order: longer
+/// than [`MAX_EVENT_JSON_LEN`], empty, not JSON, not an event, topic
 /// missing, unexpected or invalid, event name of another resource.
 ///
 /// # Examples
