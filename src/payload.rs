@@ -3,7 +3,8 @@
 //! Payloads are deliberately minimal, as in the original: they say *what*
 //! changed, and a subscriber re-reads any state it needs.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -104,18 +105,38 @@ impl ProjectPayload {
 /// The short form of a project that most project events carry.
 ///
 /// Its `uuid`, sometimes `is_template`, and any extra keys (such as
-/// `ext_key`) kept as they came.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `ext_key`) kept as they came. An extra key named `uuid` or
+/// `is_template` is never written: the fields of the same name win, so the
+/// JSON form always decodes back.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ProjectRef {
     /// The project's id.
     pub uuid: Uuid,
     /// Whether it is a template, when the sender said so. Absent counts as
     /// `false` for routing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub is_template: Option<bool>,
     /// Any other keys, kept as they came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl Serialize for ProjectRef {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let extra = self
+            .extra
+            .iter()
+            .filter(|(key, _)| !matches!(key.as_str(), "uuid" | "is_template"));
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("uuid", &self.uuid)?;
+        if let Some(is_template) = self.is_template {
+            map.serialize_entry("is_template", &is_template)?;
+        }
+        for (key, value) in extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
 }
 
 impl ProjectRef {

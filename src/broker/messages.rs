@@ -18,7 +18,8 @@ use crate::topic::Topic;
 ///
 /// Replies with the [`SubscriptionId`]. Subscribing the same actor to the
 /// same topic again returns the same id and adds nothing: the actor still
-/// receives each event once.
+/// receives each event once, and the first subscription's options stay in
+/// force (unsubscribe first to change them).
 ///
 /// Once the reply has arrived (`broker.send(subscribe).await`), every
 /// publish made afterwards reaches the subscriber. Sent with `do_send`, the
