@@ -304,6 +304,22 @@ impl Mutation {
             .or_else(|| self.embed_topic.as_ref().and_then(Topic::org))
     }
 
+    /// The topic an embed mutation was given, as given (before any
+    /// [`Mutation::in_org`] scoping); `None` for the routed resources.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::{EventName, Mutation, Topic};
+    ///
+    /// let topic = Topic::embed("board").unwrap();
+    /// let mutation = Mutation::embed(topic.clone(), EventName::Opened, Default::default()).unwrap();
+    /// assert_eq!(mutation.embed_topic(), Some(&topic));
+    /// ```
+    pub fn embed_topic(&self) -> Option<&Topic> {
+        self.embed_topic.as_ref()
+    }
+
     /// The subscriber excluded from this mutation's events, if any.
     pub fn origin(&self) -> Option<SubscriberId> {
         self.origin
