@@ -8,8 +8,8 @@ mod cluster_support;
 use actix::prelude::*;
 use projects_pubsub::cluster::{BridgeError, GapDetected, NodeId, RedisBridge};
 use projects_pubsub::{
-    AssignmentPayload, DependencyPayload, EventName, Mutation, ProjectPayload, ProjectRef,
-    Publish, Topic, TopicBroker,
+    AssignmentPayload, DependencyPayload, EventName, Mutation, ProjectPayload, ProjectRef, Publish,
+    Topic, TopicBroker,
 };
 use serde_json::Map;
 use uuid::Uuid;
@@ -146,7 +146,10 @@ async fn events_cross_in_both_directions_between_three_nodes() {
             .await;
     }
     for node in &nodes {
-        let others: Vec<&Node> = nodes.iter().filter(|other| !std::ptr::eq(*other, node)).collect();
+        let others: Vec<&Node> = nodes
+            .iter()
+            .filter(|other| !std::ptr::eq(*other, node))
+            .collect();
         node.settle(&others).await;
     }
 
@@ -203,12 +206,27 @@ async fn local_only_publishes_and_mutations_stay_on_their_node() {
         title: "mutation".into(),
     };
     let mutation = Mutation::task(EventName::TaskUpdated, task).unwrap();
-    a.notifier.send(mutation.local_only()).await.unwrap().unwrap();
+    a.notifier
+        .send(mutation.local_only())
+        .await
+        .unwrap()
+        .unwrap();
     a.settle(&[&b]).await;
 
-    assert_eq!(seen(&here).await.len(), 3, "local subscribers get local-only events");
-    assert!(seen(&there).await.is_empty(), "a local-only event left its node");
-    assert_eq!(a.stats().await.sequenced, 1, "only the barrier marker was sent");
+    assert_eq!(
+        seen(&here).await.len(),
+        3,
+        "local subscribers get local-only events"
+    );
+    assert!(
+        seen(&there).await.is_empty(),
+        "a local-only event left its node"
+    );
+    assert_eq!(
+        a.stats().await.sequenced,
+        1,
+        "only the barrier marker was sent"
+    );
 }
 
 #[actix_rt::test]
@@ -229,8 +247,16 @@ async fn a_topic_kept_local_neither_leaves_nor_enters_the_node() {
     let numbers = |seen: Vec<cluster_support::Seen>| -> Vec<u64> {
         seen.iter().map(|seen| number_of(&seen.event)).collect()
     };
-    assert_eq!(numbers(seen(&here).await), [1], "a kept-local topic took a remote event");
-    assert_eq!(numbers(seen(&there).await), [2], "a kept-local topic left its node");
+    assert_eq!(
+        numbers(seen(&here).await),
+        [1],
+        "a kept-local topic took a remote event"
+    );
+    assert_eq!(
+        numbers(seen(&there).await),
+        [2],
+        "a kept-local topic left its node"
+    );
     assert_eq!(a.stats().await.kept_local, 2, "one out, one in");
 }
 
@@ -300,10 +326,8 @@ async fn bad_settings_and_unreachable_redis_are_typed_errors() {
 
     let port = redis.port();
     drop(redis);
-    let nobody = projects_pubsub::cluster::BridgeConfig::new(
-        format!("redis://127.0.0.1:{port}/"),
-        node,
-    );
+    let nobody =
+        projects_pubsub::cluster::BridgeConfig::new(format!("redis://127.0.0.1:{port}/"), node);
     assert!(matches!(
         RedisBridge::connect(broker, nobody).await,
         Err(BridgeError::Redis(_) | BridgeError::Timeout(_))
@@ -394,23 +418,41 @@ async fn garbage_on_the_channels_is_counted_and_skipped_and_the_bridge_goes_on()
     let garbage = [
         (all.as_str(), "not json at all".to_owned()),
         (all.as_str(), "[1,2,3]".to_owned()),
-        (all.as_str(), r#"{"v":2,"origin":"x","seq":1,"anything":"new"}"#.to_owned()),
-        (all.as_str(), r#"{"origin":"x","seq":1,"event":"task_created"}"#.to_owned()),
-        (all.as_str(), r#"{"v":1,"origin":"no spaces","seq":1}"#.to_owned()),
+        (
+            all.as_str(),
+            r#"{"v":2,"origin":"x","seq":1,"anything":"new"}"#.to_owned(),
+        ),
+        (
+            all.as_str(),
+            r#"{"origin":"x","seq":1,"event":"task_created"}"#.to_owned(),
+        ),
+        (
+            all.as_str(),
+            r#"{"v":1,"origin":"no spaces","seq":1}"#.to_owned(),
+        ),
         (all.as_str(), r#"{"v":1,"origin":"x","seq":-4}"#.to_owned()),
-        (all.as_str(), r#"{"v":1,"origin":"x","seq":1,"event":"Nope"}"#.to_owned()),
+        (
+            all.as_str(),
+            r#"{"v":1,"origin":"x","seq":1,"event":"Nope"}"#.to_owned(),
+        ),
         (
             all.as_str(),
             r#"{"v":1,"origin":"x","seq":2,"event":"task_created","resource":"task",
                 "payload":{"uuid":"not-a-uuid","title":"t"}}"#
                 .to_owned(),
         ),
-        (all.as_str(), format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(70_000))),
+        (
+            all.as_str(),
+            format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat(70_000)),
+        ),
     ];
     for (channel, payload) in &garbage {
         redis.publish_raw(channel, payload);
     }
-    let bad_topic = format!(r#"{{"v":1,"origin":"x","seq":3,{}"#, &task_event("t").to_json()[1..]);
+    let bad_topic = format!(
+        r#"{{"v":1,"origin":"x","seq":3,{}"#,
+        &task_event("t").to_json()[1..]
+    );
     redis.publish_raw(&format!("{prefix}:chat:lobby"), &bad_topic);
     let expected = garbage.len() as u64 + 1;
 

@@ -229,8 +229,9 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, WireError> {
         Ok(envelope) => envelope,
         Err(err) => {
             // A later version may change the other keys; it keeps `v`.
-            return Err(match serde_json::from_slice::<VersionOnly>(bytes) {
-                Ok(VersionOnly { v: Some(v) }) if v != WIRE_VERSION => WireError::UnknownVersion(v),
+            let version = serde_json::from_slice::<VersionOnly>(bytes).ok();
+            return Err(match version.and_then(|only| only.v) {
+                Some(v) if v != WIRE_VERSION => WireError::UnknownVersion(v),
                 _ => WireError::Invalid(err),
             });
         }

@@ -375,7 +375,10 @@ impl Node {
     }
 
     pub async fn stats(&self) -> BridgeStats {
-        self.bridge.send(GetBridgeStats).await.expect("the bridge runs")
+        self.bridge
+            .send(GetBridgeStats)
+            .await
+            .expect("the bridge runs")
     }
 
     pub async fn stop(&self) -> BridgeStats {
