@@ -18,7 +18,7 @@ use projects_pubsub::cluster::{
     BridgeConfig, BridgeStats, GetBridgeStats, NodeId, RedisBridge, StopBridge,
 };
 use projects_pubsub::{
-    Delivery, EventName, Payload, ProjectsEvent, ProjectsNotifier, Publish, Subscribe,
+    Delivery, EventName, Mutation, Payload, ProjectsEvent, ProjectsNotifier, Publish, Subscribe,
     SubscriptionId, TaskPayload, Topic, TopicBroker,
 };
 use serde_json::{Map, json};
@@ -250,6 +250,21 @@ impl Handler<Snapshot> for Recorder {
     }
 }
 
+/// Stops a [`Recorder`], as a view that closes.
+pub struct Halt;
+
+impl Message for Halt {
+    type Result = ();
+}
+
+impl Handler<Halt> for Recorder {
+    type Result = ();
+
+    fn handle(&mut self, _: Halt, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
 /// Starts a recorder subscribed to `topics` on `broker`.
 pub async fn recorder(broker: &Addr<TopicBroker>, topics: &[Topic]) -> Addr<Recorder> {
     let recorder = Recorder::default().start();
@@ -395,12 +410,17 @@ impl Node {
             .expect("the publish is accepted");
     }
 
-    /// Waits until everything this node published so far has reached the
-    /// brokers of `others`: a marker published after it has, and each
-    /// origin's messages arrive in order.
+    /// Waits until everything this node published so far, on its broker
+    /// or through its notifier, has reached the brokers of `others`: a
+    /// marker sent after it has, and each origin's messages arrive in
+    /// order.
     pub async fn settle(&self, others: &[&Node]) {
         let mark = 1_000_000 + self.marks.fetch_add(1, Ordering::Relaxed);
-        self.publish(&barrier_topic(), numbered(mark)).await;
+        self.notifier
+            .send(marker(mark))
+            .await
+            .expect("the notifier runs")
+            .expect("the marker is routed");
         for other in others {
             let barrier = other.barrier.clone();
             eventually("the barrier marker crosses", || {
@@ -415,6 +435,13 @@ impl Node {
             .await;
         }
     }
+}
+
+/// A mutation carrying number `mark` on the [`barrier_topic`].
+pub fn marker(mark: u64) -> Mutation {
+    let mut payload = Map::new();
+    payload.insert("n".into(), json!(mark));
+    Mutation::embed(barrier_topic(), EventName::Saved, payload).expect("a valid embed mutation")
 }
 
 /// Reads the lines a child process prints, with a deadline per line.
