@@ -169,6 +169,15 @@ async fn open_project(page: &Client, base: &str, uuid: &str, name: &str) {
     .await;
 }
 
+async fn click(page: &Client, selector: &str) {
+    page.find(Locator::Css(selector))
+        .await
+        .unwrap_or_else(|err| panic!("no {selector}: {err}"))
+        .click()
+        .await
+        .unwrap_or_else(|err| panic!("{selector} cannot be clicked: {err}"));
+}
+
 async fn heading(page: &Client) -> String {
     page.find(Locator::Id("project-name"))
         .await
@@ -281,17 +290,75 @@ async fn scenario(base: &str, loft: &str, bathroom: &str, a: &Client, b: &Client
         "page B was reloaded"
     );
     assert_eq!(logged_events(b).await, ["project_updated"]);
+    eprintln!("page B showed the new name {took:?} after the click on page A");
+
+    // The other forms of page A: assign a task, reorder, add a dependency.
+    let count = "return document.querySelectorAll('#assignments li').length";
+    assert_eq!(script(b, count).await, json!(4));
+    click(a, "#assign button").await;
+    until(b, "the new assignment on page B", &format!("{count} === 5")).await;
+
+    let first = "return document.querySelector('#assignments li').firstChild.textContent";
+    let was_first = script(b, first).await;
+    until(
+        a,
+        "page A to show its new assignment",
+        &format!("{count} === 5"),
+    )
+    .await;
+    click(a, "#assignments li:first-child button[title='move down']").await;
+    until(
+        b,
+        "the reorder on page B",
+        &format!(
+            "return document.querySelectorAll('#assignments li')[1].firstChild.textContent \
+             === {was_first}"
+        ),
+    )
+    .await;
+
+    until(
+        a,
+        "page A to show the reorder",
+        "return document.querySelector('#depend') !== null",
+    )
+    .await;
+    a.find(Locator::Id("waited-for-select"))
+        .await
+        .expect("a dependency form")
+        .select_by_index(1)
+        .await
+        .expect("a second assignment to wait for");
+    click(a, "#depend button").await;
+    until(
+        b,
+        "the dependency on page B",
+        "return document.querySelectorAll('#dependencies li').length === 1",
+    )
+    .await;
+    assert_eq!(
+        logged_events(b).await,
+        [
+            "dependency_added",
+            "assignment_reordered",
+            "assignment_created",
+            "project_updated"
+        ],
+        "newest first"
+    );
+    assert_eq!(
+        script(b, "return window.pageMark === 'still here'").await,
+        Value::Bool(true),
+        "page B was reloaded"
+    );
 
     let screenshot = b.screenshot().await.expect("a screenshot of page B");
     let path = target_dir().join("live-updates.png");
     std::fs::write(&path, screenshot).expect("the screenshot is written");
-    eprintln!(
-        "page B showed the change after {took:?}; screenshot in {}",
-        path.display()
-    );
+    eprintln!("screenshot of page B in {}", path.display());
 
-    // Page C follows another project: by the time B has the event, C would
-    // have had it too. Give it longer still before looking.
+    // Page C follows another project: by the time B has the events, C would
+    // have had them too. Give it longer still before looking.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(heading(c).await, "Bathroom");
     assert!(
