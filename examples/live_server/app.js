@@ -39,6 +39,11 @@ async function api(method, path, body) {
   return data;
 }
 
+// A change made by a button: a failure is shown in an alert.
+function act(method, path, body) {
+  return api(method, path, body).catch((error) => alert(error.message));
+}
+
 function setStatus(state, text) {
   statusBadge.dataset.state = state;
   statusBadge.textContent = text;
@@ -127,7 +132,7 @@ async function renderOverview() {
     el("span", { class: "muted" }, ` ${project.assignments} tasks `),
     el("button", {
       class: "small",
-      onclick: () => api("DELETE", "/api/projects/" + project.uuid).catch((e) => alert(e.message)),
+      onclick: () => act("DELETE", "/api/projects/" + project.uuid),
     }, "delete"));
 
   const nameInput = el("input", { type: "text", id: "project-name-input",
@@ -164,7 +169,7 @@ async function renderOverview() {
     el("ul", { id: "tasks" }, workspace.tasks.map((task) => el("li", {}, task.title,
       " ", el("button", {
         class: "small",
-        onclick: () => api("DELETE", "/api/tasks/" + task.uuid).catch((e) => alert(e.message)),
+        onclick: () => act("DELETE", "/api/tasks/" + task.uuid),
       }, "delete")))),
     newTask);
 }
@@ -190,7 +195,7 @@ async function renderProject(uuid) {
     const next = order.slice();
     const [moved] = next.splice(from, 1);
     next.splice(to, 0, moved);
-    return api("PUT", base + "/assignments/order", { order: next }).catch((e) => alert(e.message));
+    return act("PUT", base + "/assignments/order", { order: next });
   };
 
   const renameInput = el("input", { type: "text", id: "rename-input", value: project.name,
@@ -232,7 +237,7 @@ async function renderProject(uuid) {
         ...(at === order.length - 1 ? { disabled: "" } : {}) }, "↓"),
       el("button", {
         class: "small", title: "remove",
-        onclick: () => api("DELETE", base + "/assignments/" + a.uuid).catch((e) => alert(e.message)),
+        onclick: () => act("DELETE", base + "/assignments/" + a.uuid),
       }, "remove")))),
     assign,
     el("h2", {}, "Dependencies"),
@@ -240,10 +245,12 @@ async function renderProject(uuid) {
       `${titleOf.get(d.assignment_uuid)} waits for ${titleOf.get(d.depends_on_uuid)} `,
       el("button", {
         class: "small",
-        onclick: () => api("DELETE",
-          `${base}/dependencies/${d.assignment_uuid}/${d.depends_on_uuid}`).catch((e) => alert(e.message)),
+        onclick: () => act("DELETE",
+          `${base}/dependencies/${d.assignment_uuid}/${d.depends_on_uuid}`),
       }, "remove")))),
-    assignments.length > 1 ? depend : el("p", { class: "muted" }, "Assign two tasks to add a dependency."));
+    assignments.length > 1
+      ? depend
+      : el("p", { class: "muted" }, "Assign two tasks to add a dependency."));
 }
 
 // ---- routing -----------------------------------------------------------------

@@ -50,12 +50,13 @@
 //! usual; `:` may stay as it is). Other parameters are ignored, duplicates
 //! count once. The answer is one of:
 //!
-//! | status | when | body |
-//! |--------|------|------|
-//! | `400`  | no topic, more than [`StreamLimits::max_topics`], a topic that does not parse, or one the broker refuses (tenant mode) | the reason, [`RequestError`] |
-//! | `403`  | the authorisation function refused a topic | `<topic>: <reason>` |
-//! | `503`  | the broker or the journal cannot be reached | a short text |
-//! | `200`  | the stream | `text/event-stream` |
+//! - `400 Bad Request`: no topic, more than [`StreamLimits::max_topics`], a
+//!   topic that does not parse, or one the broker refuses (tenant mode). The
+//!   body is the reason, a [`RequestError`].
+//! - `403 Forbidden`: the authorisation function refused a topic; the body
+//!   is `<topic>: <reason>`.
+//! - `503 Service Unavailable`: the broker or the journal cannot be reached.
+//! - `200 OK`: the stream, `text/event-stream`.
 //!
 //! Nothing is subscribed unless the answer is `200`.
 //!
