@@ -20,9 +20,10 @@ use cluster_support::{
 
 /// Every message a bridge numbered is in exactly one place.
 fn assert_accounted(stats: &BridgeStats) {
+    let waiting = stats.queued as u64 + stats.in_flight as u64;
     assert_eq!(
         stats.sequenced,
-        stats.published + stats.lost + stats.dropped + stats.queued as u64 + stats.in_flight as u64,
+        stats.published + stats.lost + stats.dropped + waiting,
         "the counts do not add up: {stats:?}"
     );
 }
