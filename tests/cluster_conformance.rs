@@ -18,8 +18,8 @@ use projects_pubsub::{
 use uuid::Uuid;
 
 use cluster_support::{
-    Halt, Node, Recorder, RedisServer, config, eventually, marker, names_on, number_of, numbered,
-    recorder, seen, subscribe, task_event, unique_prefix,
+    Halt, Node, Recorder, RedisServer, config, eventually, listen, marker, names_on, number_of,
+    numbered, recorder, seen, subscribe, task_event, unique_prefix,
 };
 
 /// Where a case publishes, and where its subscribers live.
@@ -139,7 +139,7 @@ fn topic(name: &str) -> Topic {
 
 async fn a_subscriber_gets_each_event_once<T: Transport>(transport: T) {
     let red = topic("red");
-    let view = recorder(transport.subscriber(), &[red.clone()]).await;
+    let view = listen(transport.subscriber(), &red).await;
 
     for n in 1..=3 {
         publish(&transport, &red, n).await;
@@ -166,7 +166,7 @@ async fn unsubscribe_stops_delivery<T: Transport>(transport: T) {
 async fn unsubscribe_all_removes_every_topic_of_a_subscriber<T: Transport>(transport: T) {
     let (red, blue) = (topic("red"), topic("blue"));
     let leaving = recorder(transport.subscriber(), &[red.clone(), blue.clone()]).await;
-    let staying = recorder(transport.subscriber(), &[red.clone()]).await;
+    let staying = listen(transport.subscriber(), &red).await;
 
     let removed = transport
         .subscriber()
@@ -186,9 +186,9 @@ async fn an_excluded_subscriber_is_skipped_and_no_one_else<T: Transport>(transpo
     // The excluded view made the change, so it lives where the publish is
     // made; two more views of the same type listen on the subscriber side.
     let red = topic("red");
-    let actor = recorder(transport.publisher(), &[red.clone()]).await;
-    let first = recorder(transport.subscriber(), &[red.clone()]).await;
-    let second = recorder(transport.subscriber(), &[red.clone()]).await;
+    let actor = listen(transport.publisher(), &red).await;
+    let first = listen(transport.subscriber(), &red).await;
+    let second = listen(transport.subscriber(), &red).await;
 
     transport
         .publisher()
@@ -205,7 +205,7 @@ async fn an_excluded_subscriber_is_skipped_and_no_one_else<T: Transport>(transpo
 
 async fn events_keep_their_order<T: Transport>(transport: T) {
     let red = topic("red");
-    let view = recorder(transport.subscriber(), &[red.clone()]).await;
+    let view = listen(transport.subscriber(), &red).await;
 
     for n in 0..1_000 {
         transport
@@ -236,7 +236,7 @@ async fn three_instances_of_one_type_each_get_the_event<T: Transport>(transport:
     let red = topic("red");
     let mut views = Vec::new();
     for _ in 0..3 {
-        views.push(recorder(transport.subscriber(), &[red.clone()]).await);
+        views.push(listen(transport.subscriber(), &red).await);
     }
 
     publish(&transport, &red, 5).await;
@@ -301,8 +301,8 @@ async fn a_stopped_subscriber_is_pruned_and_the_others_still_get_events<T: Trans
     transport: T,
 ) {
     let red = topic("red");
-    let leaving = recorder(transport.subscriber(), &[red.clone()]).await;
-    let staying = recorder(transport.subscriber(), &[red.clone()]).await;
+    let leaving = listen(transport.subscriber(), &red).await;
+    let staying = listen(transport.subscriber(), &red).await;
 
     leaving.send(Halt).await.unwrap();
     publish(&transport, &red, 1).await;

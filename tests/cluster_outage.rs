@@ -14,7 +14,7 @@ use projects_pubsub::Topic;
 use projects_pubsub::cluster::{BridgeStats, GapDetected, NodeId};
 
 use cluster_support::{
-    Node, RedisServer, config, eventually, number_of, numbered, recorder, seen, unique_prefix,
+    Node, RedisServer, config, eventually, listen, number_of, numbered, seen, unique_prefix,
     wait_for_count,
 };
 
@@ -42,8 +42,8 @@ async fn redis_killed_mid_stream_comes_back_and_the_outage_queue_arrives() {
     let a = Node::start(config(&redis, &prefix, "a")).await;
     let b = Node::start(config(&redis, &prefix, "b")).await;
     let topic = Topic::embed("stream").unwrap();
-    let here = recorder(&a.broker, &[topic.clone()]).await;
-    let there = recorder(&b.broker, &[topic.clone()]).await;
+    let here = listen(&a.broker, &topic).await;
+    let there = listen(&b.broker, &topic).await;
     let mut next = 0;
 
     // A stream that crosses while the link is up.
@@ -172,7 +172,7 @@ async fn a_full_outage_queue_drops_the_oldest_and_the_other_node_sees_the_gap() 
     let a = Node::start(config(&redis, &prefix, "a").outage_queue(5)).await;
     let b = Node::start(config(&redis, &prefix, "b").on_gap(gaps.clone().recipient())).await;
     let topic = Topic::embed("stream").unwrap();
-    let there = recorder(&b.broker, &[topic.clone()]).await;
+    let there = listen(&b.broker, &topic).await;
 
     a.publish(&topic, numbered(0)).await;
     wait_for_count(&there, 1).await;

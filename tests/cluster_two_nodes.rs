@@ -15,7 +15,7 @@ use serde_json::Map;
 use uuid::Uuid;
 
 use cluster_support::{
-    Node, RedisServer, config, eventually, names_on, number_of, numbered, recorder, seen,
+    Node, RedisServer, config, eventually, listen, names_on, number_of, numbered, recorder, seen,
     task_event, unique_prefix, wait_for_count,
 };
 
@@ -236,8 +236,8 @@ async fn a_topic_kept_local_neither_leaves_nor_enters_the_node() {
     let cursor = Topic::embed("cursor").unwrap();
     let a = Node::start(config(&redis, &prefix, "a").keep_local(cursor.clone())).await;
     let b = Node::start(config(&redis, &prefix, "b")).await;
-    let here = recorder(&a.broker, &[cursor.clone()]).await;
-    let there = recorder(&b.broker, &[cursor.clone()]).await;
+    let here = listen(&a.broker, &cursor).await;
+    let there = listen(&b.broker, &cursor).await;
 
     a.publish(&cursor, numbered(1)).await;
     b.publish(&cursor, numbered(2)).await;

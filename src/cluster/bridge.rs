@@ -680,9 +680,11 @@ impl Actor for RedisBridge {
                 // Best effort: the claim expires on its own otherwise.
                 let key = Arc::clone(&self.claim_key);
                 let token = Arc::clone(&self.token);
-                actix_rt::spawn(async move {
-                    let _ = link::release(link.conn, &key, &token).await;
-                });
+                if let Some(arbiter) = Arbiter::try_current() {
+                    arbiter.spawn(async move {
+                        let _ = link::release(link.conn, &key, &token).await;
+                    });
+                }
             }
         }
         log::debug!("redis bridge of node {} stopped", self.config.node);

@@ -274,6 +274,11 @@ pub async fn recorder(broker: &Addr<TopicBroker>, topics: &[Topic]) -> Addr<Reco
     recorder
 }
 
+/// Starts a recorder subscribed to `topic` on `broker`.
+pub async fn listen(broker: &Addr<TopicBroker>, topic: &Topic) -> Addr<Recorder> {
+    recorder(broker, std::slice::from_ref(topic)).await
+}
+
 pub async fn subscribe(
     broker: &Addr<TopicBroker>,
     topic: &Topic,
