@@ -18,7 +18,7 @@ use super::wire::{self, Encoder, Header, MAX_WIRE_LEN, WireError};
 use crate::broker::{Publish, Relayed, SetRelay, TopicBroker};
 
 /// Most messages written to Redis in one pipeline.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 1024;
 
 /// Most other nodes whose sequence a bridge follows; past that it starts
 /// afresh rather than grow without bound on a channel flooded with ids.
@@ -573,6 +573,12 @@ impl RedisBridge {
             Err(err) => return self.skip(channel, &err),
         };
         let bytes = msg.get_payload_bytes();
+        if self.encoder.is_own(bytes) {
+            // The common echo, written by this very bridge: no need to
+            // parse it to know.
+            self.stats.echoes += 1;
+            return;
+        }
         let Header { origin, seq } = match wire::read_header(bytes) {
             Ok(header) => header,
             Err(err) => return self.skip(channel, &err),
