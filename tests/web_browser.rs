@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fantoccini::error::CmdError;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -169,22 +170,41 @@ async fn open_project(page: &Client, base: &str, uuid: &str, name: &str) {
     .await;
 }
 
-async fn click(page: &Client, selector: &str) {
-    page.find(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|err| panic!("no {selector}: {err}"))
-        .click()
-        .await
-        .unwrap_or_else(|err| panic!("{selector} cannot be clicked: {err}"));
+/// Runs a sequence of element commands, again from the start when the
+/// page re-rendered under it (every event re-renders the view).
+async fn on_fresh_elements<F, Fut>(what: &str, mut steps: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), CmdError>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match steps().await {
+            Ok(()) => return,
+            Err(err) if err.is_stale_element_reference() && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("{what}: {err}"),
+        }
+    }
 }
 
+async fn click(page: &Client, selector: &str) {
+    on_fresh_elements(&format!("click {selector}"), || async {
+        page.find(Locator::Css(selector)).await?.click().await
+    })
+    .await;
+}
+
+/// The project's name as shown; read in one step, since every event
+/// re-renders the view and an element found earlier may be gone.
 async fn heading(page: &Client) -> String {
-    page.find(Locator::Id("project-name"))
-        .await
-        .expect("a project heading")
-        .text()
-        .await
-        .expect("its text")
+    let text = script(
+        page,
+        "const h = document.getElementById('project-name'); return h && h.textContent;",
+    )
+    .await;
+    text.as_str().unwrap_or_default().to_owned()
 }
 
 async fn logged_events(page: &Client) -> Vec<String> {
@@ -256,21 +276,13 @@ async fn scenario(base: &str, loft: &str, bathroom: &str, a: &Client, b: &Client
     // A reload would lose this mark.
     script(b, "window.pageMark = 'still here'; return true;").await;
 
-    let input = a
-        .find(Locator::Id("rename-input"))
-        .await
-        .expect("a name field");
-    input.clear().await.expect("the field clears");
-    input
-        .send_keys("Loft conversion, phase 2")
-        .await
-        .expect("typing works");
-    a.find(Locator::Id("rename-button"))
-        .await
-        .expect("a rename button")
-        .click()
-        .await
-        .expect("the click lands");
+    on_fresh_elements("rename on page A", || async {
+        let input = a.find(Locator::Id("rename-input")).await?;
+        input.clear().await?;
+        input.send_keys("Loft conversion, phase 2").await?;
+        a.find(Locator::Id("rename-button")).await?.click().await
+    })
+    .await;
     let clicked = Instant::now();
 
     let mut shown = heading(b).await;
@@ -323,13 +335,12 @@ async fn scenario(base: &str, loft: &str, bathroom: &str, a: &Client, b: &Client
         "return document.querySelector('#depend') !== null",
     )
     .await;
-    a.find(Locator::Id("waited-for-select"))
-        .await
-        .expect("a dependency form")
-        .select_by_index(1)
-        .await
-        .expect("a second assignment to wait for");
-    click(a, "#depend button").await;
+    on_fresh_elements("add a dependency on page A", || async {
+        let waited_for = a.find(Locator::Id("waited-for-select")).await?;
+        waited_for.select_by_index(1).await?;
+        a.find(Locator::Css("#depend button")).await?.click().await
+    })
+    .await;
     until(
         b,
         "the dependency on page B",

@@ -8,10 +8,12 @@ mod web_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix::Actor;
 use actix_web::HttpRequest;
 use projects_pubsub::web::{Denied, StreamLimits, StreamPosition};
 use projects_pubsub::{
-    EventName, Payload, ProjectsEvent, Publish, SubscriberCount, Topic, TopicCount,
+    BrokerConfig, EventName, OrgId, Payload, ProjectsEvent, Publish, SubscriberCount, Topic,
+    TopicBroker, TopicCount,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -431,5 +433,73 @@ async fn a_client_too_slow_to_read_is_disconnected_and_counted() {
         "{received} of {published} events arrived"
     );
     assert_eq!(served.stream.stats().open, 0);
+    served.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_topic_the_broker_refuses_is_400_and_leaves_nothing_behind() {
+    let broker = TopicBroker::new(BrokerConfig::default().tenant_mode(true)).start();
+    // No resume window: the journal lets a topic go as soon as nobody streams it.
+    let limits = quick().resume_window(Duration::ZERO);
+    let served = Served::with_broker(broker, limits, |_: &HttpRequest, _: &Topic| Ok(())).await;
+    let scoped = Topic::all().in_org(OrgId::new("acme").unwrap()).unwrap();
+
+    let refused = SseReader::open(&served.url(&[&scoped, &Topic::tasks()]), None).await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.text().await.contains("needs an organisation scope"));
+    eventually(
+        "the scoped topic's journal subscription is released",
+        || async { served.broker.send(TopicCount).await.unwrap() == 0 },
+    )
+    .await;
+
+    let mut fine = SseReader::open(&served.url(&[&scoped]), None).await;
+    assert_eq!(fine.status, 200);
+    assert_eq!(fine.next_data().await.event.as_deref(), Some("ready"));
+    served.stop().await;
+}
+
+#[actix_rt::test]
+async fn a_replay_larger_than_the_connection_bound_reloads_instead() {
+    // A bound of 4 frames leaves room to replay 2 events.
+    let served = Served::allow_all(quick().connection_bound(4)).await;
+    let topic = Topic::tasks();
+    let url = served.url(&[&topic]);
+    let mut first = SseReader::open(&url, None).await;
+    let opening = first.next_data().await;
+    drop(first);
+    for title in ["a", "b", "c"] {
+        publish(&served, &topic, task_event(title)).await;
+    }
+
+    let mut second = SseReader::open(&url, opening.id.as_deref()).await;
+    assert_eq!(second.next_data().await.event.as_deref(), Some("reload"));
+    publish(&served, &topic, task_event("d")).await;
+    assert_eq!(title_of(&second.next_data().await), "d");
+    served.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_journal_lets_the_longest_idle_topic_go_when_full() {
+    let served = Served::allow_all(quick().max_resume_topics(1)).await;
+    let tasks = Topic::tasks();
+    let mut first = SseReader::open(&served.url(&[&tasks]), None).await;
+    let opening = first.next_data().await;
+    drop(first);
+    eventually("the first stream to close", || async {
+        served.stream.stats().open == 0
+    })
+    .await;
+
+    let mut other = SseReader::open(&served.url(&[&Topic::templates()]), None).await;
+    other.next_data().await;
+    assert_eq!(
+        count(&served, &tasks).await,
+        0,
+        "the idle topic was let go for the new one"
+    );
+
+    let mut again = SseReader::open(&served.url(&[&tasks]), opening.id.as_deref()).await;
+    assert_eq!(again.next_data().await.event.as_deref(), Some("reload"));
     served.stop().await;
 }

@@ -180,7 +180,7 @@ impl Handler<Track> for Journal {
                     Ok(Ok(id)) => id,
                     Ok(Err(err)) => return Err(err),
                     Err(err) => {
-                        log::warn!("resume journal could not reach the broker: {err}");
+                        log::debug!("resume journal could not reach the broker: {err}");
                         return Ok(untracked);
                     }
                 };
@@ -304,6 +304,20 @@ impl Handler<Delivery> for Journal {
         let Some(entry) = self.topics.get_mut(delivery.topic()) else {
             return;
         };
+
+        if delivery.seq() <= entry.head {
+            // Only a delivery left over from an earlier subscription of this
+            // topic can go back. The epoch's history can no longer be
+            // trusted, so every resume in it reloads from now on.
+            log::debug!(
+                "resume journal saw {} go back to #{}: its epoch no longer resumes",
+                delivery.topic(),
+                delivery.seq()
+            );
+            entry.events.clear();
+            entry.dropped_through = Some(u64::MAX);
+            return;
+        }
 
         log::trace!(
             "resume journal keeps #{} of {}",

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::prelude::*;
 use actix_web::http::header::{self, HeaderValue};
@@ -63,6 +63,7 @@ pub(crate) struct Shared {
     pub(crate) limits: StreamLimits,
     pub(crate) counters: Counters,
     authorize: Box<AuthorizeFn>,
+    unavailable: AtomicBool,
 }
 
 /// An actix-web endpoint that streams the events of the requested topics
@@ -163,6 +164,7 @@ impl EventStream {
                 limits,
                 counters: Counters::default(),
                 authorize: Box::new(authorize),
+                unavailable: AtomicBool::new(false),
             }),
         }
     }
@@ -219,7 +221,12 @@ impl EventStream {
             }
             Err(Opening::Refused(err)) => self.bad_request(err),
             Err(Opening::Unavailable(reason)) => {
-                log::warn!("event stream unavailable: {reason}");
+                // Once per outage, not once per request.
+                if shared.unavailable.swap(true, Ordering::Relaxed) {
+                    log::debug!("event stream unavailable: {reason}");
+                } else {
+                    log::warn!("event stream unavailable: {reason}");
+                }
                 HttpResponse::ServiceUnavailable()
                     .content_type("text/plain; charset=utf-8")
                     .body("event stream unavailable, try again")
@@ -344,6 +351,7 @@ impl EventStream {
         if !reload.is_empty() {
             Counters::add(&shared.counters.reloads, 1);
         }
+        shared.unavailable.store(false, Ordering::Relaxed);
         connection.do_send(Begin {
             lanes,
             replay,

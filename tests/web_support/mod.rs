@@ -31,7 +31,17 @@ impl Served {
     where
         F: Fn(&HttpRequest, &Topic) -> Result<(), Denied> + Send + Sync + 'static,
     {
-        let broker = TopicBroker::default().start();
+        Served::with_broker(TopicBroker::default().start(), limits, authorize).await
+    }
+
+    pub async fn with_broker<F>(
+        broker: Addr<TopicBroker>,
+        limits: StreamLimits,
+        authorize: F,
+    ) -> Served
+    where
+        F: Fn(&HttpRequest, &Topic) -> Result<(), Denied> + Send + Sync + 'static,
+    {
         let stream = EventStream::new(broker.clone(), limits, authorize);
         let service = stream.clone();
         let server = HttpServer::new(move || App::new().service(service.service("/events")))
