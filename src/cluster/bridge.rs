@@ -83,6 +83,7 @@ pub struct RedisBridge {
     stats: BridgeStats,
     malformed_warning: Limiter,
     gap_warning: Limiter,
+    unsendable_warning: Limiter,
     queue_full_reported: bool,
     down_since: Option<Instant>,
     backoff: Duration,
@@ -234,6 +235,7 @@ impl RedisBridge {
             stats: BridgeStats::default(),
             malformed_warning: Limiter::new(config.warn_interval),
             gap_warning: Limiter::new(config.warn_interval),
+            unsendable_warning: Limiter::new(config.warn_interval),
             queue_full_reported: false,
             down_since: None,
             backoff: config.backoff_min,
@@ -289,12 +291,15 @@ impl RedisBridge {
         let body = self.encoder.encode(seq, event_json);
         if body.len() > MAX_WIRE_LEN {
             self.stats.unsendable += 1;
-            log::warn!(
-                "node {}: an event for {topic} is {} bytes on the wire, over the limit of \
-                 {MAX_WIRE_LEN}; it stays on this node",
-                self.config.node,
-                body.len()
-            );
+            if let Some(held) = self.unsendable_warning.allow() {
+                log::warn!(
+                    "node {}: an event for {topic} is {} bytes on the wire, over the limit of \
+                     {MAX_WIRE_LEN}; it stays on this node{}",
+                    self.config.node,
+                    body.len(),
+                    held_back(held)
+                );
+            }
             return;
         }
 
