@@ -138,7 +138,7 @@ async function renderOverview() {
   const nameInput = el("input", { type: "text", id: "project-name-input",
     placeholder: "New project name", required: "" });
   const templateSelect = el("select", { id: "template-select" },
-    el("option", { value: "" }, "blank"),
+    el("option", { value: "" }, "no template"),
     templates.map((t) => el("option", { value: t.uuid }, "from " + t.name)));
   const asTemplate = el("input", { type: "checkbox", id: "as-template" });
   const newProject = el("form", { id: "new-project" },

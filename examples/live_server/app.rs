@@ -142,6 +142,9 @@ pub fn serve(listener: TcpListener, db: Connection) -> io::Result<Running> {
             .configure(routes)
     })
     .workers(2)
+    // Open event streams never finish on their own: stop without waiting
+    // the default 30 seconds for them.
+    .shutdown_timeout(1)
     .listen(listener)?;
     let addr = server.addrs()[0];
     Ok(Running {
