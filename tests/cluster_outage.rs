@@ -277,3 +277,32 @@ async fn an_outage_logs_one_warning_and_one_notice_however_many_retries() {
     assert_eq!(notices.len(), 1, "one notice when back: {mine:?}");
     assert!(notices[0].1.contains("is back"), "{mine:?}");
 }
+
+#[actix_rt::test]
+async fn a_redis_that_stops_answering_is_found_by_the_heartbeat() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("frozen");
+    let quick = |node: &str| config(&redis, &prefix, node).response_timeout(Duration::from_secs(1));
+    let a = Node::start(quick("a")).await;
+    let b = Node::start(quick("b")).await;
+    let topic = Topic::embed("stream").unwrap();
+    let there = listen(&b.broker, &topic).await;
+    a.publish(&topic, numbered(0)).await;
+    wait_for_count(&there, 1).await;
+
+    // No connection closes: only the heartbeat can tell.
+    redis.pause();
+    wait_down(&a, "a").await;
+    wait_down(&b, "b").await;
+    for n in 1..=3 {
+        a.publish(&topic, numbered(n)).await;
+    }
+    redis.resume();
+
+    let seen = wait_for_count(&there, 4).await;
+    let numbers: Vec<u64> = seen.iter().map(|seen| number_of(&seen.event)).collect();
+    assert_eq!(numbers, [0, 1, 2, 3]);
+    let sent = a.stats().await;
+    assert!(sent.connected && sent.reconnects >= 1, "{sent:?}");
+    assert_accounted(&sent);
+}

@@ -474,3 +474,36 @@ async fn garbage_on_the_channels_is_counted_and_skipped_and_the_bridge_goes_on()
     assert!(stats.connected);
     assert_eq!(stats.received, 2, "the event and the barrier marker");
 }
+
+#[actix_rt::test]
+async fn an_event_too_large_for_the_wire_stays_local_and_is_counted() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("large");
+    let a = Node::start(config(&redis, &prefix, "a")).await;
+    let b = Node::start(config(&redis, &prefix, "b")).await;
+    let topic = Topic::embed("big").unwrap();
+    let here = listen(&a.broker, &topic).await;
+    let there = listen(&b.broker, &topic).await;
+
+    let mut payload = Map::new();
+    payload.insert("blob".into(), "x".repeat(70_000).into());
+    let large = projects_pubsub::ProjectsEvent::new(
+        EventName::Saved,
+        projects_pubsub::Payload::Embed(payload),
+    );
+    a.publish(&topic, large).await;
+    a.publish(&topic, numbered(1)).await;
+    a.settle(&[&b]).await;
+
+    assert_eq!(seen(&here).await.len(), 2, "local subscribers get both");
+    let crossed = seen(&there).await;
+    assert_eq!(crossed.len(), 1);
+    assert_eq!(number_of(&crossed[0].event), 1);
+    let sent = a.stats().await;
+    assert_eq!((sent.unsendable, sent.sequenced), (1, 2));
+    assert_eq!(
+        b.stats().await.gaps,
+        0,
+        "an event kept local takes no number"
+    );
+}

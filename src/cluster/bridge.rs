@@ -77,7 +77,7 @@ pub struct RedisBridge {
     state: State,
     outbox: Outbox,
     in_flight: usize,
-    // Bridges that received this node's last message, as Redis counted.
+    // Bridges listening, as Redis last counted them (heartbeat, publish).
     listeners: u64,
     origins: HashMap<NodeId, u64>,
     stats: BridgeStats,
@@ -171,8 +171,9 @@ impl RedisBridge {
     /// from inside a running actix system; the bridge runs on the current
     /// arbiter.
     ///
-    /// A broker has one relay: connecting a second bridge to the same
-    /// broker detaches the first one from it.
+    /// A broker has one relay, so one bridge: stop a bridge with
+    /// [`StopBridge`] before connecting another to the same broker (two
+    /// bridges would each bring every remote event in).
     ///
     /// # Errors
     ///
@@ -556,15 +557,22 @@ impl RedisBridge {
         let epoch = self.epoch;
         let beat = async move {
             link::ping(sink, limit).await?;
-            link::claim(conn, &key, &token, ttl).await
+            let held = link::claim(conn.clone(), &key, &token, ttl).await?;
+            let listeners = link::listeners(conn).await?;
+            Ok::<_, LinkError>((held, listeners))
         };
         ctx.spawn(beat.into_actor(self).map(move |result, bridge, ctx| {
             if bridge.epoch != epoch || !bridge.linked() {
                 return;
             }
             match result {
-                Ok(true) => log::trace!("node {}: heartbeat", bridge.config.node),
-                Ok(false) => bridge.id_lost(ctx),
+                Ok((true, listeners)) => {
+                    // Kept fresh for a node that publishes rarely: after an
+                    // outage it waits for this many bridges (see `resync`).
+                    bridge.listeners = listeners;
+                    log::trace!("node {}: heartbeat", bridge.config.node);
+                }
+                Ok((false, _)) => bridge.id_lost(ctx),
                 Err(err) => bridge.link_lost(ctx, &format!("heartbeat: {err}")),
             }
         }));

@@ -112,6 +112,9 @@
 //!   loses what it queued.
 //! - One Redis server (or a primary with replicas that fail over to a new
 //!   address given in the URL); Redis Cluster's sharded pub/sub is not used.
+//! - One bridge per broker: a broker has one relay.
+//! - A broker in tenant mode refuses unscoped topics, including those that
+//!   other nodes send: run every node in the same mode.
 
 mod bridge;
 mod config;
