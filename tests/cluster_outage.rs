@@ -282,7 +282,8 @@ async fn an_outage_logs_one_warning_and_one_notice_however_many_retries() {
 async fn a_redis_that_stops_answering_is_found_by_the_heartbeat() {
     let redis = RedisServer::start();
     let prefix = unique_prefix("frozen");
-    let quick = |node: &str| config(&redis, &prefix, node).response_timeout(Duration::from_secs(1));
+    let second = Duration::from_secs(1);
+    let quick = |node: &str| config(&redis, &prefix, node).response_timeout(second);
     let a = Node::start(quick("a")).await;
     let b = Node::start(quick("b")).await;
     let topic = Topic::embed("stream").unwrap();
