@@ -42,7 +42,9 @@
 //! let notifier = ProjectsNotifier::from_registry();
 //!
 //! let overview = Overview.start();
-//! broker.send(Subscribe::new(Topic::all(), overview.recipient())).await.unwrap().unwrap();
+//! // The broker holds subscribers weakly: keep `overview` while it should live.
+//! let subscribe = Subscribe::new(Topic::all(), overview.clone().recipient());
+//! broker.send(subscribe).await.unwrap().unwrap();
 //!
 //! let project = ProjectPayload::new(Uuid::new_v4(), "Kitchen refit", false);
 //! let receipt = notifier

@@ -119,7 +119,9 @@ impl BrokerConfig {
 /// # actix::System::new().block_on(async {
 /// let broker = TopicBroker::default().start();
 /// let library = Library(0).start();
-/// broker.send(Subscribe::new(Topic::tasks(), library.recipient())).await.unwrap().unwrap();
+/// // The broker holds subscribers weakly: keep `library` while it should live.
+/// let subscribe = Subscribe::new(Topic::tasks(), library.clone().recipient());
+/// broker.send(subscribe).await.unwrap().unwrap();
 /// assert_eq!(broker.send(SubscriberCount(Topic::tasks())).await.unwrap(), 1);
 ///
 /// # let task = TaskPayload { uuid: uuid::Uuid::nil(), title: "Paint".into() };
