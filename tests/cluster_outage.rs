@@ -113,7 +113,7 @@ async fn redis_killed_mid_stream_comes_back_and_the_outage_queue_arrives() {
         );
     }
 
-    let sent = a.stats().await;
+    let sent = a.drained().await;
     assert!(sent.connected && sent.reconnects >= 1, "{sent:?}");
     assert_eq!(sent.sequenced, next, "one message per publish");
     assert_eq!((sent.queued, sent.in_flight, sent.dropped), (0, 0, 0));
@@ -191,7 +191,7 @@ async fn a_full_outage_queue_drops_the_oldest_and_the_other_node_sees_the_gap() 
     let numbers: Vec<u64> = seen.iter().map(|seen| number_of(&seen.event)).collect();
     assert_eq!(numbers, [0, 8, 9, 10, 11, 12], "the oldest were dropped");
 
-    let sent = a.stats().await;
+    let sent = a.drained().await;
     assert_eq!((sent.published, sent.dropped, sent.queued), (6, 7, 0));
     assert_accounted(&sent);
     assert_eq!(b.stats().await.gaps, 7);
@@ -303,7 +303,7 @@ async fn a_redis_that_stops_answering_is_found_by_the_heartbeat() {
     let seen = wait_for_count(&there, 4).await;
     let numbers: Vec<u64> = seen.iter().map(|seen| number_of(&seen.event)).collect();
     assert_eq!(numbers, [0, 1, 2, 3]);
-    let sent = a.stats().await;
+    let sent = a.drained().await;
     assert!(sent.connected && sent.reconnects >= 1, "{sent:?}");
     assert_accounted(&sent);
 }

@@ -113,7 +113,7 @@ async fn every_routing_row_crosses_to_the_other_node_once_without_echo() {
 
     // 14 topic publishes plus the barrier marker went out, and came back
     // to a only as echoes.
-    let sent = a.stats().await;
+    let sent = a.drained().await;
     assert_eq!(sent.sequenced, 15);
     assert_eq!(sent.published, 15);
     assert_eq!(sent.received, 0);
@@ -499,7 +499,7 @@ async fn an_event_too_large_for_the_wire_stays_local_and_is_counted() {
     let crossed = seen(&there).await;
     assert_eq!(crossed.len(), 1);
     assert_eq!(number_of(&crossed[0].event), 1);
-    let sent = a.stats().await;
+    let sent = a.drained().await;
     assert_eq!((sent.unsendable, sent.sequenced), (1, 2));
     assert_eq!(
         b.stats().await.gaps,

@@ -421,6 +421,24 @@ impl Node {
             .expect("the bridge runs")
     }
 
+    /// The counters once nothing waits to be sent or acknowledged: a
+    /// message can reach another node before its sender has read Redis's
+    /// answer.
+    pub async fn drained(&self) -> BridgeStats {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let stats = self.stats().await;
+            if stats.queued == 0 && stats.in_flight == 0 {
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the bridge never drained: {stats:?}"
+            );
+            actix_rt::time::sleep(POLL).await;
+        }
+    }
+
     pub async fn stop(&self) -> BridgeStats {
         self.bridge.send(StopBridge).await.expect("the bridge runs")
     }
