@@ -64,8 +64,12 @@
 //! - A subscriber whose last address is dropped stops once the broker's
 //!   mailbox is empty, not at once: while busy, the broker holds the
 //!   subscribers it is delivering to.
-//! - Only the overflow policies of [`Overflow`] exist; there is no
-//!   "drop oldest".
+//! - A subscriber excluded from a publish ([`Publish::excluding`],
+//!   [`Mutation::excluding`]) sees the skipped sequence number as a gap: a
+//!   gap means "not delivered to you", not necessarily "lost".
+//! - An actor subscribed to two topics of one mutation (`projects:all` and
+//!   its project's topic) receives the event once per topic; the two
+//!   deliveries share one event ([`Delivery::shared_event`]).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]

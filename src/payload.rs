@@ -165,6 +165,26 @@ pub struct TaskPayload {
     pub title: String,
 }
 
+impl TaskPayload {
+    /// A task with its id and title.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::TaskPayload;
+    /// use uuid::Uuid;
+    ///
+    /// let task = TaskPayload::new(Uuid::nil(), "Sand the floor");
+    /// assert_eq!(task.title, "Sand the floor");
+    /// ```
+    pub fn new(uuid: Uuid, title: impl Into<String>) -> TaskPayload {
+        TaskPayload {
+            uuid,
+            title: title.into(),
+        }
+    }
+}
+
 /// An assignment of a library task to a project.
 ///
 /// A reorder carries only `project_uuid`, so `uuid` is optional.
@@ -177,6 +197,43 @@ pub struct AssignmentPayload {
     pub uuid: Option<Uuid>,
 }
 
+impl AssignmentPayload {
+    /// One assignment of a project.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::AssignmentPayload;
+    /// use uuid::Uuid;
+    ///
+    /// let (project, assignment) = (Uuid::new_v4(), Uuid::new_v4());
+    /// assert_eq!(AssignmentPayload::new(project, assignment).uuid, Some(assignment));
+    /// ```
+    pub fn new(project_uuid: Uuid, uuid: Uuid) -> AssignmentPayload {
+        AssignmentPayload {
+            project_uuid,
+            uuid: Some(uuid),
+        }
+    }
+
+    /// The payload of a reorder: the project only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::AssignmentPayload;
+    /// use uuid::Uuid;
+    ///
+    /// assert_eq!(AssignmentPayload::reorder(Uuid::nil()).uuid, None);
+    /// ```
+    pub fn reorder(project_uuid: Uuid) -> AssignmentPayload {
+        AssignmentPayload {
+            project_uuid,
+            uuid: None,
+        }
+    }
+}
+
 /// A dependency between two assignments of one project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyPayload {
@@ -186,4 +243,26 @@ pub struct DependencyPayload {
     pub depends_on_uuid: Uuid,
     /// The project both belong to; it decides the routing.
     pub project_uuid: Uuid,
+}
+
+impl DependencyPayload {
+    /// `assignment_uuid` waits for `depends_on_uuid`, both of `project_uuid`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use projects_pubsub::DependencyPayload;
+    /// use uuid::Uuid;
+    ///
+    /// let (project, a, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    /// let dependency = DependencyPayload::new(project, a, b);
+    /// assert_eq!(dependency.depends_on_uuid, b);
+    /// ```
+    pub fn new(project_uuid: Uuid, assignment_uuid: Uuid, depends_on_uuid: Uuid) -> Self {
+        DependencyPayload {
+            assignment_uuid,
+            depends_on_uuid,
+            project_uuid,
+        }
+    }
 }
