@@ -55,11 +55,14 @@ use crate::notifier::{NotifyError, ProjectsNotifier};
 /// # });
 /// ```
 #[must_use = "a batch sends nothing until `commit_to` or `commit_and_wait` is called"]
-#[derive(Debug, Default)]
+// No `Default`: it would let the work of `publish_after_commit` swap the
+// batch out with `std::mem::take` and send it before the commit.
+#[derive(Debug)]
 pub struct Batch {
     mutations: Vec<Mutation>,
 }
 
+#[allow(clippy::new_without_default)]
 impl Batch {
     /// An empty batch.
     ///
@@ -199,6 +202,10 @@ impl Batch {
     pub fn commit_to(mut self, notifier: &Addr<ProjectsNotifier>) -> usize {
         let mutations = std::mem::take(&mut self.mutations);
         let count = mutations.len();
+        if !notifier.connected() {
+            log::warn!("batch of {count} committed mutations lost: the notifier has stopped");
+            return 0;
+        }
         for mutation in mutations {
             notifier.do_send(mutation);
         }
@@ -210,8 +217,8 @@ impl Batch {
     /// the broker has handed each event on.
     ///
     /// Call it once the transaction that made the mutations has committed.
-    /// Each mutation is sent after the previous one was handed on, so the
-    /// order holds even when the notifier's mailbox is full.
+    /// Every mutation is in the notifier's mailbox, in push order, before
+    /// the first await (see [`ProjectsNotifier::send_confirmed`]).
     ///
     /// # Errors
     ///
@@ -223,8 +230,8 @@ impl Batch {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: dropping the future part way leaves the mutations
-    /// sent so far sent, and the rest unsent.
+    /// Cancel safe once polled: the first poll sends every mutation, so
+    /// dropping the future afterwards loses only the receipt.
     ///
     /// # Examples
     ///
@@ -253,22 +260,27 @@ impl Batch {
         notifier: &Addr<ProjectsNotifier>,
     ) -> Result<BatchReceipt, BatchError> {
         let mutations = std::mem::take(&mut self.mutations);
+        let pending: Vec<_> = mutations
+            .into_iter()
+            .map(|mutation| ProjectsNotifier::send_confirmed(notifier, mutation))
+            .collect();
+
         let mut receipt = BatchReceipt::default();
         let mut failures = Vec::new();
-
-        for (index, mutation) in mutations.into_iter().enumerate() {
-            match notifier.send(mutation).await {
-                Ok(Ok(one)) => {
+        for (index, one) in pending.into_iter().enumerate() {
+            match one.await {
+                Ok(one) => {
                     receipt.mutations += 1;
                     receipt.topics += one.topics;
                     receipt.delivered += one.delivered;
+                    receipt.queued += one.queued;
                     receipt.missed += one.missed;
                 }
-                Ok(Err(error)) => failures.push(BatchFailure::Refused { index, error }),
-                Err(_) => {
+                Err(NotifyError::NotifierGone) => {
                     failures.push(BatchFailure::NotifierGone { index });
                     break;
                 }
+                Err(error) => failures.push(BatchFailure::Refused { index, error }),
             }
         }
 
@@ -343,6 +355,8 @@ pub struct BatchReceipt {
     /// Deliveries over all those topics (a subscriber of two topics of one
     /// mutation counts twice).
     pub delivered: usize,
+    /// Events waiting in the broker behind a subscription's bound.
+    pub queued: usize,
     /// Deliveries lost to subscriptions over their bound.
     pub missed: usize,
 }

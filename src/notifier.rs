@@ -98,7 +98,9 @@ impl NotifierConfig {
 /// # });
 /// ```
 pub struct ProjectsNotifier {
-    broker: Addr<TopicBroker>,
+    // Shared with each reply: cloning an `Addr` allocates twice, an `Arc`
+    // only counts.
+    broker: Arc<Addr<TopicBroker>>,
     config: NotifierConfig,
     // Raised by the first refused fire-and-forget mutation of an incident,
     // so the warning is logged once, not once per mutation; lowered by the
@@ -110,7 +112,7 @@ impl ProjectsNotifier {
     /// A notifier publishing to `broker`, with the default configuration.
     pub fn new(broker: Addr<TopicBroker>) -> ProjectsNotifier {
         ProjectsNotifier {
-            broker,
+            broker: Arc::new(broker),
             config: NotifierConfig::default(),
             refusing: Arc::new(AtomicBool::new(false)),
         }
@@ -171,6 +173,69 @@ impl SystemService for ProjectsNotifier {
     }
 }
 
+/// A mutation with the channel its receipt goes back on; see
+/// [`ProjectsNotifier::send_confirmed`].
+struct Confirm {
+    mutation: Mutation,
+    reply: OneshotSender<Result<NotifyReceipt, NotifyError>>,
+}
+
+impl Message for Confirm {
+    type Result = ();
+}
+
+impl Handler<Confirm> for ProjectsNotifier {
+    type Result = ();
+
+    fn handle(&mut self, Confirm { mutation, reply }: Confirm, ctx: &mut Context<Self>) {
+        let forward = Handler::<Mutation>::handle(self, mutation, ctx);
+        MessageResponse::<ProjectsNotifier, Mutation>::handle(forward, ctx, Some(reply));
+    }
+}
+
+impl ProjectsNotifier {
+    /// Sends `mutation` to `notifier` now, and returns a future that
+    /// resolves with its receipt once the broker has handed the events on.
+    ///
+    /// Unlike `notifier.send(mutation)`, this is cancel safe: the mutation
+    /// is in the notifier's mailbox before this function returns, so
+    /// dropping the future (an actix-web handler whose client went away)
+    /// loses only the receipt, never the events of a committed change.
+    /// With `Addr::send`, actix drops a message whose caller stopped
+    /// waiting before the notifier took it.
+    ///
+    /// # Errors
+    ///
+    /// The future resolves with [`NotifyError::NotifierGone`] if the
+    /// notifier had stopped, [`NotifyError::BrokerGone`] if its broker had,
+    /// or the notifier's own refusal.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use actix::prelude::*;
+    /// use projects_pubsub::{EventName, Mutation, ProjectsNotifier, TaskPayload, TopicBroker};
+    /// use uuid::Uuid;
+    ///
+    /// # actix::System::new().block_on(async {
+    /// let notifier = ProjectsNotifier::new(TopicBroker::default().start()).start();
+    /// let task = TaskPayload::new(Uuid::new_v4(), "Tile the bathroom");
+    /// let mutation = Mutation::task(EventName::TaskCreated, task).unwrap();
+    ///
+    /// let receipt = ProjectsNotifier::send_confirmed(&notifier, mutation).await.unwrap();
+    /// assert_eq!(receipt.topics, 2);
+    /// # });
+    /// ```
+    pub fn send_confirmed(
+        notifier: &Addr<ProjectsNotifier>,
+        mutation: Mutation,
+    ) -> impl Future<Output = Result<NotifyReceipt, NotifyError>> + use<> {
+        let (reply, receipt) = tokio::sync::oneshot::channel();
+        notifier.do_send(Confirm { mutation, reply });
+        async move { receipt.await.unwrap_or(Err(NotifyError::NotifierGone)) }
+    }
+}
+
 /// What a notifier did with one mutation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NotifyReceipt {
@@ -179,6 +244,9 @@ pub struct NotifyReceipt {
     /// Deliveries over all those topics (a subscriber of two of them
     /// counts twice).
     pub delivered: usize,
+    /// Subscriptions for which the event waits in the broker, behind their
+    /// bound ([`Overflow::DropOldest`](crate::Overflow::DropOldest)).
+    pub queued: usize,
     /// Deliveries lost to subscriptions over their bound.
     pub missed: usize,
 }
@@ -191,6 +259,10 @@ pub enum NotifyError {
     ScopeRequired,
     /// The mutation could not be routed.
     Mutation(MutationError),
+    /// The notifier's broker has stopped: the mutation reached nobody.
+    BrokerGone,
+    /// The notifier had stopped before it could take the mutation.
+    NotifierGone,
 }
 
 impl fmt::Display for NotifyError {
@@ -200,6 +272,8 @@ impl fmt::Display for NotifyError {
                 "tenant mode is on and the mutation has no organisation (Mutation::in_org)",
             ),
             NotifyError::Mutation(err) => write!(f, "{err}"),
+            NotifyError::BrokerGone => f.write_str("the notifier's broker has stopped"),
+            NotifyError::NotifierGone => f.write_str("the notifier has stopped"),
         }
     }
 }
@@ -242,7 +316,7 @@ impl Handler<Mutation> for ProjectsNotifier {
             Err(_) => Some(Arc::clone(&self.refusing)),
         };
         Forward {
-            broker: self.broker.clone(),
+            broker: Arc::clone(&self.broker),
             prepared,
             refusing,
         }
@@ -253,7 +327,7 @@ impl Handler<Mutation> for ProjectsNotifier {
 /// actix says whether the caller waits, so a `do_send` costs no reply
 /// channel and a `send` is answered by the broker itself.
 pub struct Forward {
-    broker: Addr<TopicBroker>,
+    broker: Arc<Addr<TopicBroker>>,
     prepared: Result<Option<Fanout>, NotifyError>,
     refusing: Option<Arc<AtomicBool>>,
 }
@@ -266,6 +340,10 @@ impl MessageResponse<ProjectsNotifier, Mutation> for Forward {
     ) {
         match (self.prepared, tx) {
             (Ok(Some(mut fanout)), tx) => {
+                if !self.broker.connected() {
+                    refuse(NotifyError::BrokerGone, tx, self.refusing.as_deref());
+                    return;
+                }
                 fanout.reply = tx;
                 self.broker.do_send(fanout);
             }
@@ -273,22 +351,30 @@ impl MessageResponse<ProjectsNotifier, Mutation> for Forward {
                 let _ = tx.send(Ok(NotifyReceipt::default()));
             }
             (Ok(None), None) => {}
-            (Err(err), Some(tx)) => {
-                let _ = tx.send(Err(err));
-            }
-            (Err(err), None) => {
-                let first = self
-                    .refusing
-                    .is_none_or(|flag| !flag.swap(true, Ordering::Relaxed));
-                if first {
-                    log::warn!(
-                        "mutation dropped: {err}; further refusals are logged at debug until \
-                         a mutation goes through"
-                    );
-                } else {
-                    log::debug!("mutation dropped: {err}");
-                }
-            }
+            (Err(err), tx) => refuse(err, tx, self.refusing.as_deref()),
         }
+    }
+}
+
+/// Answers a waiting caller with `err`, or logs it for a `do_send` caller:
+/// at `warn` for the first refusal of an incident, at `debug` after.
+fn refuse(
+    err: NotifyError,
+    tx: Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
+    refusing: Option<&AtomicBool>,
+) {
+    if let Some(tx) = tx {
+        let _ = tx.send(Err(err));
+        return;
+    }
+
+    let first = refusing.is_none_or(|flag| !flag.swap(true, Ordering::Relaxed));
+    if first {
+        log::warn!(
+            "mutation dropped: {err}; further refusals are logged at debug until a mutation \
+             goes through"
+        );
+    } else {
+        log::debug!("mutation dropped: {err}");
     }
 }

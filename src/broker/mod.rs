@@ -175,7 +175,10 @@ impl Actor for TopicBroker {
             self.config.tenant_mode
         );
         let every = self.config.sweep_interval;
-        if !every.is_zero() {
+        // A broker that is dropped before it ever ran (its system shutting
+        // down) is started while already stopping, when the timer driver
+        // may be gone: no sweep then.
+        if !every.is_zero() && ctx.state().alive() {
             ctx.run_interval(every, |broker, _| {
                 let pruned = broker.registry.sweep();
                 if pruned > 0 {
@@ -337,6 +340,7 @@ impl Handler<Fanout> for TopicBroker {
             let one = self.registry.publish(topic, &msg.event, msg.exclude);
             receipt.delivered += one.delivered;
             receipt.missed += one.missed;
+            receipt.queued += one.queued;
         }
         self.schedule_release(ctx);
         if !msg.local_only {
