@@ -423,6 +423,10 @@ impl ProjectsEvent {
 
     /// Like [`ProjectsEvent::from_json`], with a size limit of your own.
     ///
+    /// The limit holds for the document and for the event's own JSON form
+    /// ([`ProjectsEvent::to_json`]), which can be longer: an event accepted
+    /// here always decodes again from its JSON form.
+    ///
     /// # Errors
     ///
     /// [`DecodeError::TooLarge`] or [`DecodeError::Invalid`].
@@ -433,6 +437,15 @@ impl ProjectsEvent {
                 max,
             });
         }
-        serde_json::from_slice(bytes).map_err(DecodeError::Invalid)
+        let event: ProjectsEvent = serde_json::from_slice(bytes).map_err(DecodeError::Invalid)?;
+
+        // A document can grow when written back (`1e15` becomes
+        // `1000000000000000.0`); refusing what would not decode again keeps
+        // one JSON form for every accepted event.
+        let len = event.to_json().len();
+        if len > max {
+            return Err(DecodeError::TooLarge { len, max });
+        }
+        Ok(event)
     }
 }

@@ -125,7 +125,11 @@ pub enum TopicError {
         /// The limit it exceeded, in bytes.
         max: usize,
     },
-    /// The string contains whitespace or a control character.
+    /// An embed topic has nothing after `embed:` (or after its scope).
+    EmptyEmbedName,
+    /// The string contains whitespace, a control character or an invisible
+    /// formatting character (zero-width, bidirectional override, byte order
+    /// mark).
     ForbiddenChar {
         /// Byte offset of the first offending character.
         at: usize,
@@ -150,9 +154,11 @@ impl fmt::Display for TopicError {
             TopicError::TooLong { len, max } => {
                 write!(f, "topic is {len} bytes long, the limit is {max}")
             }
-            TopicError::ForbiddenChar { at } => {
-                write!(f, "whitespace or control character at byte {at}")
-            }
+            TopicError::ForbiddenChar { at } => write!(
+                f,
+                "whitespace, control or invisible formatting character at byte {at}"
+            ),
+            TopicError::EmptyEmbedName => f.write_str("the embed name after \"embed:\" is empty"),
             TopicError::UnknownNamespace(ns) => write!(
                 f,
                 "unknown namespace {:?}: expected \"projects\" or \"embed\"",
@@ -437,6 +443,24 @@ fn parse_projects_kind(rest: &str) -> Result<TopicKind, TopicError> {
     }
 }
 
+/// Invisible formatting characters (zero-width, bidirectional overrides,
+/// byte order marks): refused so that two topics that look the same are the
+/// same, and a topic cannot reverse the text of a log line.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
 /// The checks every part of a topic shares: length, emptiness, characters.
 fn check_text(text: &str, max: usize) -> Result<(), TopicError> {
     if text.is_empty() {
@@ -450,7 +474,7 @@ fn check_text(text: &str, max: usize) -> Result<(), TopicError> {
     }
     if let Some((at, _)) = text
         .char_indices()
-        .find(|(_, c)| c.is_whitespace() || c.is_control())
+        .find(|(_, c)| c.is_whitespace() || c.is_control() || is_invisible_format(*c))
     {
         return Err(TopicError::ForbiddenChar { at });
     }
@@ -490,6 +514,9 @@ impl EmbedName {
     /// [`TopicError::Empty`], [`TopicError::TooLong`],
     /// [`TopicError::ForbiddenChar`] or [`TopicError::ReservedEmbedPrefix`].
     pub fn new(name: &str) -> Result<EmbedName, TopicError> {
+        if name.is_empty() {
+            return Err(TopicError::EmptyEmbedName);
+        }
         check_text(name, MAX_TOPIC_LEN - EMBED.len() - 1)?;
         if name.starts_with("org:") {
             return Err(TopicError::ReservedEmbedPrefix);
