@@ -17,7 +17,7 @@ use std::vec;
 use actix::Addr;
 
 use crate::mutation::Mutation;
-use crate::notifier::{NotifyError, ProjectsNotifier};
+use crate::notifier::{NotifyError, NotifyReceipt, ProjectsNotifier};
 
 /// Mutations collected while a database transaction is open, sent to a
 /// [`ProjectsNotifier`] only once it has committed.
@@ -271,10 +271,7 @@ impl Batch {
             match one.await {
                 Ok(one) => {
                     receipt.mutations += 1;
-                    receipt.topics += one.topics;
-                    receipt.delivered += one.delivered;
-                    receipt.queued += one.queued;
-                    receipt.missed += one.missed;
+                    receipt.events += one;
                 }
                 Err(NotifyError::NotifierGone) => {
                     failures.push(BatchFailure::NotifierGone { index });
@@ -350,15 +347,18 @@ impl IntoIterator for Batch {
 pub struct BatchReceipt {
     /// Mutations the notifier accepted and the broker handed on.
     pub mutations: usize,
-    /// Topics published on, over all those mutations.
-    pub topics: usize,
-    /// Deliveries over all those topics (a subscriber of two topics of one
-    /// mutation counts twice).
-    pub delivered: usize,
-    /// Events waiting in the broker behind a subscription's bound.
-    pub queued: usize,
-    /// Deliveries lost to subscriptions over their bound.
-    pub missed: usize,
+    /// The receipts of those mutations, summed: topics, deliveries, events
+    /// queued and missed. Its fields read through the batch receipt too
+    /// (`receipt.delivered`).
+    pub events: NotifyReceipt,
+}
+
+impl std::ops::Deref for BatchReceipt {
+    type Target = NotifyReceipt;
+
+    fn deref(&self) -> &NotifyReceipt {
+        &self.events
+    }
 }
 
 /// One mutation of a batch that did not go out.

@@ -251,6 +251,16 @@ pub struct NotifyReceipt {
     pub missed: usize,
 }
 
+impl std::ops::AddAssign for NotifyReceipt {
+    /// Adds another receipt's counts, to total several mutations.
+    fn add_assign(&mut self, other: NotifyReceipt) {
+        self.topics += other.topics;
+        self.delivered += other.delivered;
+        self.queued += other.queued;
+        self.missed += other.missed;
+    }
+}
+
 /// Why a mutation reached nobody.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
