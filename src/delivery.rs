@@ -49,18 +49,36 @@ use crate::topic::Topic;
 /// ```
 #[derive(Debug)]
 pub struct Delivery {
+    // Two words: the mailbox envelope of a delivery is then no larger than
+    // that of a plain `Arc` message, and sits in the allocator's smallest
+    // size class with the mailbox's queue nodes.
     published: Arc<Published>,
-    missed: u64,
     ticket: Option<Ticket>,
-    last: bool,
 }
 
 /// One publish on one topic; every subscriber of that topic shares it.
+///
+/// A delivery that reports missed events, or the end of its subscription,
+/// carries a copy of its own with those marks; the shared value has none.
 #[derive(Debug)]
 pub(crate) struct Published {
     pub(crate) topic: Topic,
     pub(crate) seq: u64,
     pub(crate) event: Arc<ProjectsEvent>,
+    missed: u64,
+    last: bool,
+}
+
+impl Published {
+    pub(crate) fn new(topic: Topic, seq: u64, event: Arc<ProjectsEvent>) -> Published {
+        Published {
+            topic,
+            seq,
+            event,
+            missed: 0,
+            last: false,
+        }
+    }
 }
 
 impl Message for Delivery {
@@ -68,18 +86,25 @@ impl Message for Delivery {
 }
 
 impl Delivery {
+    #[inline]
     pub(crate) fn new(
         published: Arc<Published>,
         missed: u64,
         ticket: Option<Ticket>,
         last: bool,
     ) -> Self {
-        Delivery {
-            published,
-            missed,
-            ticket,
-            last,
-        }
+        let published = if missed == 0 && !last {
+            published
+        } else {
+            Arc::new(Published {
+                topic: published.topic.clone(),
+                seq: published.seq,
+                event: Arc::clone(&published.event),
+                missed,
+                last,
+            })
+        };
+        Delivery { published, ticket }
     }
 
     /// The topic the event was published on.
@@ -106,7 +131,7 @@ impl Delivery {
     /// bound since the previous delivery; 0 for a subscription without a
     /// bound, or one that kept up.
     pub fn missed(&self) -> u64 {
-        self.missed
+        self.published.missed
     }
 
     /// Whether this is the last delivery of its subscription: the
@@ -114,7 +139,7 @@ impl Delivery {
     /// [`Overflow::Unsubscribe`](crate::Overflow::Unsubscribe) policy and
     /// has been removed. Subscribe again to resume.
     pub fn is_last(&self) -> bool {
-        self.last
+        self.published.last
     }
 
     /// Whether this delivery still counts against the subscription's

@@ -355,11 +355,7 @@ impl Registry {
         };
 
         entry.seq += 1;
-        let published = Arc::new(Published {
-            topic: topic.clone(),
-            seq: entry.seq,
-            event: Arc::clone(event),
-        });
+        let published = Arc::new(Published::new(topic.clone(), entry.seq, Arc::clone(event)));
         if !entry.hot {
             entry.hot = true;
             self.hot.push(place);
