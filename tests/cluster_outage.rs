@@ -14,8 +14,8 @@ use projects_pubsub::Topic;
 use projects_pubsub::cluster::{BridgeStats, GapDetected, NodeId};
 
 use cluster_support::{
-    Node, RedisServer, config, eventually, listen, number_of, numbered, seen, unique_prefix,
-    wait_for_count,
+    GapLog, Gaps, Node, RedisServer, config, eventually, listen, number_of, numbered, seen,
+    unique_prefix, wait_for_count,
 };
 
 /// Every message a bridge numbered is in exactly one place.
@@ -132,36 +132,6 @@ async fn redis_killed_mid_stream_comes_back_and_the_outage_queue_arrives() {
         next as usize,
         "a got an echo of its own"
     );
-}
-
-/// Records the gaps a bridge reports.
-#[derive(Default)]
-struct GapLog(Vec<GapDetected>);
-
-impl Actor for GapLog {
-    type Context = Context<Self>;
-}
-
-impl Handler<GapDetected> for GapLog {
-    type Result = ();
-
-    fn handle(&mut self, gap: GapDetected, _: &mut Context<Self>) {
-        self.0.push(gap);
-    }
-}
-
-struct Gaps;
-
-impl Message for Gaps {
-    type Result = Vec<GapDetected>;
-}
-
-impl Handler<Gaps> for GapLog {
-    type Result = MessageResult<Gaps>;
-
-    fn handle(&mut self, _: Gaps, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.0.clone())
-    }
 }
 
 #[actix_rt::test]

@@ -15,8 +15,8 @@ use serde_json::Map;
 use uuid::Uuid;
 
 use cluster_support::{
-    Node, RedisServer, config, eventually, listen, names_on, number_of, numbered, recorder, seen,
-    task_event, unique_prefix, wait_for_count,
+    GapLog, Gaps, Node, RedisServer, config, eventually, listen, names_on, number_of, numbered,
+    recorder, seen, task_event, unique_prefix, wait_for_count,
 };
 
 /// The mutations of every routing row of the catalog, for project `id`
@@ -332,36 +332,6 @@ async fn bad_settings_and_unreachable_redis_are_typed_errors() {
         RedisBridge::connect(broker, nobody).await,
         Err(BridgeError::Redis(_) | BridgeError::Timeout(_))
     ));
-}
-
-/// Records the gaps a bridge reports.
-#[derive(Default)]
-struct GapLog(Vec<GapDetected>);
-
-impl Actor for GapLog {
-    type Context = Context<Self>;
-}
-
-impl Handler<GapDetected> for GapLog {
-    type Result = ();
-
-    fn handle(&mut self, gap: GapDetected, _: &mut Context<Self>) {
-        self.0.push(gap);
-    }
-}
-
-struct Gaps;
-
-impl Message for Gaps {
-    type Result = Vec<GapDetected>;
-}
-
-impl Handler<Gaps> for GapLog {
-    type Result = MessageResult<Gaps>;
-
-    fn handle(&mut self, _: Gaps, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.0.clone())
-    }
 }
 
 #[actix_rt::test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use projects_pubsub::cluster::{
-    BridgeConfig, BridgeStats, GetBridgeStats, NodeId, RedisBridge, StopBridge,
+    BridgeConfig, BridgeStats, GapDetected, GetBridgeStats, NodeId, RedisBridge, StopBridge,
 };
 use projects_pubsub::{
     Delivery, EventName, Mutation, Payload, ProjectsEvent, ProjectsNotifier, Publish, Subscribe,
@@ -531,5 +531,35 @@ impl Lines {
             lines.push(line);
         }
         lines
+    }
+}
+
+/// Records the gaps a bridge reports.
+#[derive(Default)]
+pub struct GapLog(Vec<GapDetected>);
+
+impl Actor for GapLog {
+    type Context = Context<Self>;
+}
+
+impl Handler<GapDetected> for GapLog {
+    type Result = ();
+
+    fn handle(&mut self, gap: GapDetected, _: &mut Context<Self>) {
+        self.0.push(gap);
+    }
+}
+
+pub struct Gaps;
+
+impl Message for Gaps {
+    type Result = Vec<GapDetected>;
+}
+
+impl Handler<Gaps> for GapLog {
+    type Result = MessageResult<Gaps>;
+
+    fn handle(&mut self, _: Gaps, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.0.clone())
     }
 }
