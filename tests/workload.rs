@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::io::{self, BufReader, Read};
 
-use projects_pubsub::workload::{self, LineError, Workload};
+use projects_pubsub::workload::{self, LineError, MAX_KEPT_ERRORS, Workload};
 use projects_pubsub::{
     EventName, MAX_EVENT_JSON_LEN, MutationError, Payload, Resource, Topic, TopicError,
 };
@@ -447,6 +447,191 @@ fn read_stops_at_an_io_error_and_keeps_what_it_read() {
     assert_eq!(workload.mutations.len(), 2);
     assert!(matches!(workload.errors[..], [(3, LineError::Io(_))]));
     assert!(workload.errors[0].1.to_string().contains("disk on fire"));
+}
+
+// Regressions.
+
+/// `TASK` padded to exactly `MAX_EVENT_JSON_LEN` bytes.
+fn task_of_exactly_the_limit() -> String {
+    let padding = "x".repeat(MAX_EVENT_JSON_LEN - TASK.len() + "Paint".len());
+    let line = TASK.replace("Paint", &padding);
+    assert_eq!(line.len(), MAX_EVENT_JSON_LEN);
+    line
+}
+
+#[test]
+fn duplicate_keys_are_refused() {
+    let payload = r#""payload":{"uuid":"7d4c8f0e-3b1a-4c55-9e2f-1a2b3c4d5e6f","title":"x"}"#;
+    let event = r#""event":"task_created","event":"task_deleted""#;
+    let name = format!(r#"{{{event},"resource":"task",{payload}}}"#);
+    let err = assert_refused!(name, LineError::InvalidEvent(_));
+    assert!(err.to_string().contains("duplicate field `event`"), "{err}");
+
+    let title = TASK.replace(r#""title":"Paint""#, r#""title":"a","title":"b""#);
+    assert_refused!(title, LineError::InvalidEvent(_));
+
+    // A task line that names `embed` too is not an embed line without a topic.
+    let resource =
+        format!(r#"{{"event":"task_created","resource":"task","resource":"embed",{payload}}}"#);
+    let err = assert_refused!(resource, LineError::InvalidEvent(_));
+    assert!(err.to_string().contains("resource"), "{err}");
+
+    let topic = embed_line(r#""embed:editor:1","topic":"embed:editor:2""#);
+    assert_refused!(topic, LineError::InvalidEvent(_));
+}
+
+#[test]
+fn error_messages_do_not_echo_huge_input() {
+    let array = format!("[{}0]", "0,".repeat(20_000));
+    let err = assert_refused!(embed_line(&array), LineError::InvalidEvent(_));
+    let message = err.to_string();
+    assert!(message.len() < 400, "{} bytes", message.len());
+    assert!(
+        message.contains("\"topic\"") && message.contains('…'),
+        "{message}"
+    );
+
+    let huge = "r".repeat(60_000);
+    let line = format!(r#"{{"event":"saved","resource":"{huge}","payload":{{}}}}"#);
+    let err = assert_refused!(line, LineError::InvalidEvent(_));
+    let message = err.to_string();
+    assert!(message.len() < 600, "{} bytes", message.len());
+    assert!(
+        message.contains(&"r".repeat(100)) && message.contains('…'),
+        "{message}"
+    );
+    // What the message was for stays in it.
+    assert!(message.contains("unknown variant"), "{message}");
+
+    // Quotes in the value cut it into short stretches; the whole is still short.
+    let quotes = r#"a\""#.repeat(20_000);
+    let line = format!(r#"{{"event":"saved","resource":"{quotes}","payload":{{}}}}"#);
+    let err = assert_refused!(line, LineError::InvalidEvent(_));
+    assert!(
+        err.to_string().len() < 600,
+        "{} bytes",
+        err.to_string().len()
+    );
+}
+
+#[test]
+fn a_line_at_the_limit_is_accepted_with_crlf_and_after_a_bom() {
+    let line = task_of_exactly_the_limit();
+    for text in [
+        format!("{line}\n"),
+        format!("{line}\r\n"),
+        format!("{line}\r"),
+        format!("\u{feff}{line}\r\n"),
+        format!("\u{feff}{line}"),
+    ] {
+        for capacity in [1, 2, 5, 8192] {
+            let workload = workload::read(BufReader::with_capacity(capacity, text.as_bytes()));
+            assert_eq!(workload.mutations.len(), 1, "{:?}", workload.errors);
+            assert!(workload.errors.is_empty(), "{:?}", workload.errors);
+        }
+    }
+
+    // One byte more is too long, and the reported length leaves out the
+    // line break and the byte order mark.
+    let over = format!(
+        "\u{feff}{}\r\n",
+        line.replace("Paint", "Paint!").replacen('x', "xx", 1)
+    );
+    let workload = workload::read(BufReader::with_capacity(3, over.as_bytes()));
+    assert!(matches!(
+        workload.errors[..],
+        [(1, LineError::TooLong { len, .. })] if len == MAX_EVENT_JSON_LEN + 1
+    ));
+
+    // Bytes that only start like a byte order mark are part of the line.
+    let workload = workload::read(BufReader::with_capacity(1, &b"\xEF\xBBx\n"[..]));
+    assert!(matches!(
+        workload.errors[..],
+        [(1, LineError::NotUtf8 { at: 0 })]
+    ));
+}
+
+#[test]
+fn long_or_non_utf8_comment_lines_are_skipped() {
+    let long = MAX_EVENT_JSON_LEN * 2;
+    let text = format!(
+        "# {}\n{}\n  \t# {}\r\n{TASK}\n{}# late\n",
+        "x".repeat(long),
+        " ".repeat(long),
+        "y".repeat(long),
+        " ".repeat(long)
+    );
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(b"# caf\xe9 au lait\n");
+    let workload = workload::read(BufReader::with_capacity(7, &bytes[..]));
+    assert_eq!(workload.mutations.len(), 1);
+    assert_eq!(workload.mutations[0].0, 4);
+    assert!(workload.errors.is_empty(), "{:?}", workload.errors);
+
+    // After a byte order mark, too.
+    let workload = workload::read(&b"\xEF\xBB\xBF# caf\xe9\n"[..]);
+    assert!(workload.errors.is_empty(), "{:?}", workload.errors);
+}
+
+/// Repeats one line `lines` times, without holding them.
+struct Repeat {
+    line: &'static [u8],
+    lines: usize,
+    at: usize,
+}
+
+impl Read for Repeat {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = io::BufRead::fill_buf(self)?.read(out)?;
+        io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl io::BufRead for Repeat {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match self.lines {
+            0 => Ok(&[]),
+            _ => Ok(&self.line[self.at..]),
+        }
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.at += amt;
+        if self.at == self.line.len() {
+            self.at = 0;
+            self.lines -= 1;
+        }
+    }
+}
+
+#[test]
+fn a_corrupt_file_keeps_a_bounded_number_of_errors() {
+    let lines = 200_000;
+    let workload = workload::read(Repeat {
+        line: b"x\n",
+        lines,
+        at: 0,
+    });
+    assert_eq!(workload.errors.len(), MAX_KEPT_ERRORS);
+    assert_eq!(workload.errors_omitted, lines - MAX_KEPT_ERRORS);
+    let numbers: Vec<usize> = workload.errors.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, (1..=MAX_KEPT_ERRORS).collect::<Vec<_>>());
+
+    // Valid lines are all kept, and an I/O error is kept after the limit.
+    let mut text = "not json\n".repeat(MAX_KEPT_ERRORS + 5);
+    text.push_str(&format!("{TASK}\n"));
+    let workload = workload::read(BufReader::new(FailingAfter(text.as_bytes())));
+    assert_eq!(workload.mutations.len(), 1);
+    assert_eq!(workload.errors.len(), MAX_KEPT_ERRORS + 1);
+    assert_eq!(workload.errors_omitted, 5);
+    assert!(matches!(
+        workload.errors.last(),
+        Some((n, LineError::Io(_))) if *n == MAX_KEPT_ERRORS + 7
+    ));
+
+    let clean = workload::read(format!("{TASK}\nnot json\n").as_bytes());
+    assert_eq!((clean.errors.len(), clean.errors_omitted), (1, 0));
 }
 
 #[test]
