@@ -375,7 +375,14 @@ impl fmt::Display for DecodeError {
             DecodeError::TooLarge { len, max } => {
                 write!(f, "event document is {len} bytes, the limit is {max}")
             }
-            DecodeError::Invalid(err) => write!(f, "invalid event document: {err}"),
+            DecodeError::Invalid(err) => {
+                // serde_json quotes the offending value, which may be huge.
+                let reason = err.to_string();
+                match reason.char_indices().nth(300) {
+                    Some((cut, _)) => write!(f, "invalid event document: {}…", &reason[..cut]),
+                    None => write!(f, "invalid event document: {reason}"),
+                }
+            }
         }
     }
 }

@@ -61,3 +61,21 @@ fn invisible_and_bidirectional_characters_are_refused_in_topics() {
     // Visible non-ASCII stays allowed in embed names.
     assert!(Topic::parse("embed:café-board").is_ok());
 }
+
+#[test]
+fn decode_errors_do_not_echo_huge_input() {
+    let huge = "x".repeat(60_000);
+    let documents = [
+        format!(r#"{{"event":"task_created","resource":"{huge}","payload":{{}}}}"#),
+        format!(r#"{{"event":"task_created","resource":"project","payload":{{"uuid":"{huge}"}}}}"#),
+    ];
+
+    for document in documents {
+        let error = ProjectsEvent::from_json(document.as_bytes()).unwrap_err();
+        assert!(
+            error.to_string().len() < 400,
+            "{} bytes",
+            error.to_string().len()
+        );
+    }
+}
