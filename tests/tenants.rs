@@ -208,7 +208,9 @@ fn scoped_topics_with_bad_parts_are_rejected_with_typed_errors() {
         ("projects:org:ac me:all", |e| {
             matches!(e, TopicError::ForbiddenChar { at: 15 })
         }),
-        ("embed:org:acme", |e| matches!(e, TopicError::EmptyEmbedName)),
+        ("embed:org:acme", |e| {
+            matches!(e, TopicError::EmptyEmbedName)
+        }),
         ("embed:org:acme:org:beta:x", |e| {
             matches!(e, TopicError::ReservedEmbedPrefix)
         }),
