@@ -218,8 +218,10 @@ async fn main() {
     drop(alive);
     // Let the views drain their mailboxes before counting.
     actix_rt::time::sleep(Duration::from_millis(500)).await;
-    let stats: BrokerStats = broker.send(GetStats).await.unwrap_or_default();
+    // Counting topics sweeps the subscriptions of views that have stopped,
+    // so the counters read after it show what is really alive.
     let topics = broker.send(TopicCount).await.unwrap_or_default();
+    let stats: BrokerStats = broker.send(GetStats).await.unwrap_or_default();
     let rss_end = resident_bytes();
     report(
         &stats,
