@@ -553,8 +553,10 @@ impl Registry {
     }
 
     fn shrink(&mut self) {
+        // Only far beyond need, so a table whose size swings with the
+        // traffic is not given back and grown again at every sweep.
         fn oversized(len: usize, capacity: usize) -> bool {
-            capacity > 64 && capacity > len * 4
+            capacity > 64 && capacity > len * 8
         }
 
         if oversized(self.index.len(), self.index.capacity()) {
