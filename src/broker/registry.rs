@@ -223,12 +223,18 @@ impl Registry {
         options: &SubscribeOptions,
     ) -> SubscriptionId {
         let subscriber = SubscriberId::of(&recipient);
-        let known = self.place_of(&topic);
-        if let Some(existing) = known.and_then(|place| self.find(subscriber, place)) {
+        // A topic made here is new, so the subscriber cannot be on it yet.
+        let place = match self.place_of(&topic) {
+            Some(place) => place,
+            None => self.add_topic(topic),
+        };
+        let ids = self.by_subscriber.entry(subscriber).or_default();
+        if let Some(&(existing, _)) = ids.iter().find(|(_, at)| *at == place) {
             return existing;
         }
-
         let id = SubscriptionId::next();
+        ids.push((id, place));
+
         let flow = options.bound.map(|bound| {
             Box::new(Flow::new(
                 id,
@@ -244,7 +250,6 @@ impl Registry {
             flow,
         };
 
-        let place = known.unwrap_or_else(|| self.add_topic(topic));
         if let Some(entry) = self.entry_mut(place) {
             // Half again rather than twice: a topic's list keeps less room
             // it may never use, for a few more moves as it grows.
@@ -254,18 +259,9 @@ impl Registry {
             }
             slots.push(slot);
         }
-        self.by_subscriber
-            .entry(subscriber)
-            .or_default()
-            .push((id, place));
         self.index.insert(id, Owner { place, subscriber });
         self.stats.subscriptions_added += 1;
         id
-    }
-
-    fn find(&self, subscriber: SubscriberId, place: Place) -> Option<SubscriptionId> {
-        let ids = self.by_subscriber.get(&subscriber)?;
-        ids.iter().find(|(_, at)| *at == place).map(|(id, _)| *id)
     }
 
     /// Removes one subscription; false when the id is unknown.
