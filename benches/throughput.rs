@@ -1762,7 +1762,7 @@ fn main() {
             c.pruned,
         );
         let text = format!(
-            "churn: resident memory {:+.1}% after {} cycles (target within 10%), {} topics left \
+            "churn: resident {:+.1}% after {} cycles (target within 10%), {} topics left \
              (target 0)",
             change * 100.0,
             c.cycles,
@@ -1793,8 +1793,8 @@ fn main() {
              it): {floor:.0} ns of CPU time"
         );
         let text = format!(
-            "subscribe: {:.0} ns (CPU time; {:.0} ns wall) and {:.0} bytes per subscription \
-             (targets < 600 ns, < 200 bytes, counting allocator)",
+            "subscribe: {:.0} ns CPU ({:.0} wall), {:.0} bytes each (targets < 600 ns, \
+             < 200 bytes)",
             cost.cpu_nanos, cost.nanos, cost.alloc_bytes
         );
         targets.push(target(
@@ -1876,8 +1876,8 @@ fn main() {
                     );
                     if !spread && mech == Mech::Crate {
                         let text = format!(
-                            "latency ({layout}): p50 {:.1} µs (target < 50 µs), p99 {:.1} µs \
-                             (target < 1000 µs)",
+                            "latency, one arbiter: p50 {:.1} µs (target < 50), p99 {:.1} µs \
+                             (target < 1000)",
                             l.p50, l.p99
                         );
                         targets.push(target(l.p50 < 50.0 && l.p99 < 1000.0, text));
