@@ -136,6 +136,37 @@ fn assert_accounted(stats: &BrokerStats) {
     );
 }
 
+/// A broker with one subscriber on `projects:tasks` that holds every
+/// delivery until it is sent [`Resume`]: a stuck consumer with a bound.
+struct Paused {
+    broker: Addr<TopicBroker>,
+    paused: Addr<Holder>,
+    seen: Arc<Mutex<Seen>>,
+    topic: Topic,
+}
+
+impl Paused {
+    async fn start(bound: usize, overflow: Overflow) -> Paused {
+        let broker = TopicBroker::default().start();
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let paused = Holder {
+            hold: true,
+            ..Holder::new(&seen)
+        }
+        .start();
+        let topic = Topic::tasks();
+        let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient())
+            .with_options(bounded(bound, overflow));
+        broker.send(subscribe).await.unwrap().unwrap();
+        Paused {
+            broker,
+            paused,
+            seen,
+            topic,
+        }
+    }
+}
+
 #[actix::test]
 async fn slow_subscriber_with_small_mailbox_gets_all_100_in_order() {
     let broker = TopicBroker::default().start();
@@ -200,17 +231,12 @@ async fn bound_of_n_on_a_paused_subscriber_loses_nothing_for_n_events() {
 
 #[actix::test]
 async fn drop_newest_reports_exactly_3_missed_for_n_plus_3_and_stays_subscribed() {
-    let broker = TopicBroker::default().start();
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let paused = Holder {
-        hold: true,
-        ..Holder::new(&seen)
-    }
-    .start();
-    let topic = Topic::tasks();
-    let options = bounded(8, Overflow::DropNewest);
-    let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient()).with_options(options);
-    broker.send(subscribe).await.unwrap().unwrap();
+    let Paused {
+        broker,
+        paused,
+        seen,
+        topic,
+    } = Paused::start(8, Overflow::DropNewest).await;
 
     let missed = publish_n(&broker, &topic, 11).await;
     assert_eq!(missed.iter().sum::<usize>(), 3);
@@ -232,17 +258,12 @@ async fn drop_newest_reports_exactly_3_missed_for_n_plus_3_and_stays_subscribed(
 
 #[actix::test]
 async fn drop_oldest_keeps_the_newest_and_reports_exactly_3_missed() {
-    let broker = TopicBroker::default().start();
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let paused = Holder {
-        hold: true,
-        ..Holder::new(&seen)
-    }
-    .start();
-    let topic = Topic::tasks();
-    let options = bounded(4, Overflow::DropOldest);
-    let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient()).with_options(options);
-    broker.send(subscribe).await.unwrap().unwrap();
+    let Paused {
+        broker,
+        paused,
+        seen,
+        topic,
+    } = Paused::start(4, Overflow::DropOldest).await;
 
     // 4 handed on, 4 waiting in the backlog, 3 more push the 3 oldest
     // waiting ones out.
@@ -267,17 +288,13 @@ async fn drop_oldest_keeps_the_newest_and_reports_exactly_3_missed() {
 
 #[actix::test]
 async fn unsubscribe_policy_marks_a_last_delivery_and_removes_the_subscription() {
-    let broker = TopicBroker::default().start();
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let paused = Holder {
-        hold: true,
-        ..Holder::new(&seen)
-    }
-    .start();
-    let topic = Topic::tasks();
-    let options = bounded(8, Overflow::Unsubscribe);
-    let subscribe = Subscribe::new(topic.clone(), paused.clone().recipient()).with_options(options);
-    broker.send(subscribe).await.unwrap().unwrap();
+    // The subscriber's address is kept (`_paused`) so it does not stop.
+    let Paused {
+        broker,
+        paused: _paused,
+        seen,
+        topic,
+    } = Paused::start(8, Overflow::Unsubscribe).await;
 
     publish_n(&broker, &topic, 11).await;
 
