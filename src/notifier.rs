@@ -251,6 +251,18 @@ pub struct NotifyReceipt {
     pub missed: usize,
 }
 
+impl From<crate::PublishReceipt> for NotifyReceipt {
+    /// The receipt of a publish on one topic, as a part of a mutation's.
+    fn from(one: crate::PublishReceipt) -> NotifyReceipt {
+        NotifyReceipt {
+            topics: 1,
+            delivered: one.delivered,
+            queued: one.queued,
+            missed: one.missed,
+        }
+    }
+}
+
 impl std::ops::AddAssign for NotifyReceipt {
     /// Adds another receipt's counts, to total several mutations.
     fn add_assign(&mut self, other: NotifyReceipt) {

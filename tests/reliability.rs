@@ -120,6 +120,12 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// Subscribes `who` to `topic` and waits until the broker has it.
+async fn subscribe(broker: &Addr<TopicBroker>, topic: &Topic, who: &Addr<Holder>) {
+    let subscribe = Subscribe::new(topic.clone(), who.clone().recipient());
+    broker.send(subscribe).await.unwrap().unwrap();
+}
+
 fn bounded(n: usize, overflow: Overflow) -> SubscribeOptions {
     SubscribeOptions::bounded(NonZeroUsize::new(n).unwrap()).overflow(overflow)
 }
@@ -179,11 +185,7 @@ async fn slow_subscriber_with_small_mailbox_gets_all_100_in_order() {
         }
     });
     let topic = Topic::tasks();
-    broker
-        .send(Subscribe::new(topic.clone(), slow.clone().recipient()))
-        .await
-        .unwrap()
-        .unwrap();
+    subscribe(&broker, &topic, &slow).await;
 
     let missed = publish_n(&broker, &topic, 100).await;
 
@@ -325,16 +327,8 @@ async fn a_subscriber_sleeping_a_second_per_event_does_not_delay_a_fast_one() {
     };
     let fast_seen = Arc::new(Mutex::new(Seen::default()));
     let fast = Holder::new(&fast_seen).start();
-    broker
-        .send(Subscribe::new(topic.clone(), sleeper.clone().recipient()))
-        .await
-        .unwrap()
-        .unwrap();
-    broker
-        .send(Subscribe::new(topic.clone(), fast.clone().recipient()))
-        .await
-        .unwrap()
-        .unwrap();
+    subscribe(&broker, &topic, &sleeper).await;
+    subscribe(&broker, &topic, &fast).await;
 
     for i in 0..10 {
         broker.do_send(Publish::new(
@@ -381,16 +375,8 @@ async fn a_panicking_subscriber_stops_nobody_else() {
     ))
     .unwrap();
     let topic = Topic::tasks().in_org(org.clone()).unwrap();
-    broker
-        .send(Subscribe::new(topic.clone(), failing.clone().recipient()))
-        .await
-        .unwrap()
-        .unwrap();
-    broker
-        .send(Subscribe::new(topic.clone(), healthy.clone().recipient()))
-        .await
-        .unwrap()
-        .unwrap();
+    subscribe(&broker, &topic, &failing).await;
+    subscribe(&broker, &topic, &healthy).await;
 
     for i in 0..5 {
         let task = TaskPayload {
@@ -438,11 +424,7 @@ async fn subscriptions_survive_a_broker_restart() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let view = Holder::new(&seen).start();
     let topic = Topic::tasks();
-    broker
-        .send(Subscribe::new(topic.clone(), view.clone().recipient()))
-        .await
-        .unwrap()
-        .unwrap();
+    subscribe(&broker, &topic, &view).await;
     publish_n(&broker, &topic, 1).await;
 
     broker.send(projects_pubsub::Restart).await.unwrap();

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use actix::dev::OneshotSender;
 use actix::{Message, Recipient};
-use smallvec::SmallVec;
 
 use crate::delivery::{Delivery, SubscriberId, SubscriptionId};
 use crate::event::ProjectsEvent;
+use crate::mutation::Targets;
 use crate::notifier::{NotifyError, NotifyReceipt};
 use crate::topic::Topic;
 
@@ -351,7 +351,7 @@ pub struct BrokerStats {
 /// One event for several topics, as a notifier sends it: one message for
 /// the whole fan-out of a mutation.
 pub(crate) struct Fanout {
-    pub(crate) topics: SmallVec<[Topic; 3]>,
+    pub(crate) topics: Targets,
     pub(crate) event: Arc<ProjectsEvent>,
     pub(crate) exclude: Option<SubscriberId>,
     pub(crate) local_only: bool,
@@ -366,7 +366,7 @@ pub(crate) struct Fanout {
 #[derive(Debug, Clone)]
 pub struct Relayed {
     /// The topics the event was published on.
-    pub topics: SmallVec<[Topic; 3]>,
+    pub topics: Targets,
     /// The event, shared with the local subscribers.
     pub event: Arc<ProjectsEvent>,
 }

@@ -4,6 +4,7 @@ mod flow;
 mod messages;
 mod registry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,6 +19,8 @@ pub use messages::{
 };
 use registry::Registry;
 
+use crate::event::ProjectsEvent;
+use crate::mutation::Targets;
 use crate::notifier::NotifyReceipt;
 use crate::service::service_arbiter;
 use crate::topic::Topic;
@@ -148,6 +151,13 @@ impl TopicBroker {
         TopicBroker {
             config,
             ..TopicBroker::default()
+        }
+    }
+
+    /// Hands a publish that was delivered here to the relay, if one is set.
+    fn relay(&self, topics: Targets, event: Arc<ProjectsEvent>) {
+        if let Some(relay) = &self.relay {
+            relay.do_send(Relayed { topics, event });
         }
     }
 
@@ -298,13 +308,7 @@ impl Handler<Publish> for TopicBroker {
         let receipt = self.registry.publish(&msg.topic, &msg.event, msg.exclude);
         self.schedule_release(ctx);
         if !msg.local_only {
-            if let Some(relay) = &self.relay {
-                let topics = smallvec::smallvec![msg.topic];
-                relay.do_send(Relayed {
-                    topics,
-                    event: msg.event,
-                });
-            }
+            self.relay(smallvec::smallvec![msg.topic], msg.event);
         }
         Ok(receipt)
     }
@@ -332,24 +336,13 @@ impl Handler<Fanout> for TopicBroker {
         }
         self.refusing_unscoped = false;
 
-        let mut receipt = NotifyReceipt {
-            topics: msg.topics.len(),
-            ..NotifyReceipt::default()
-        };
+        let mut receipt = NotifyReceipt::default();
         for topic in &msg.topics {
-            let one = self.registry.publish(topic, &msg.event, msg.exclude);
-            receipt.delivered += one.delivered;
-            receipt.missed += one.missed;
-            receipt.queued += one.queued;
+            receipt += self.registry.publish(topic, &msg.event, msg.exclude).into();
         }
         self.schedule_release(ctx);
         if !msg.local_only {
-            if let Some(relay) = &self.relay {
-                relay.do_send(Relayed {
-                    topics: msg.topics,
-                    event: msg.event,
-                });
-            }
+            self.relay(msg.topics, msg.event);
         }
 
         if let Some(reply) = msg.reply {
