@@ -3,9 +3,12 @@
 //!
 //! The isolation suite ([`isolation_suite`]) takes its transport as a
 //! parameter: where the subscribers subscribe and where the mutations are
-//! published. The in-process broker is wired up here; another transport
-//! (for example two brokers bridged over Redis) implements [`Transport`]
-//! and calls the same suite.
+//! published. It runs over one in-process broker and, when the `redis`
+//! feature is built, over two nodes bridged through a Redis server of the
+//! test's own, so that every event crosses the network.
+
+#[cfg(feature = "redis")]
+mod cluster_support;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +22,6 @@ use projects_pubsub::{
 };
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------
@@ -31,7 +33,6 @@ type Got = (String, ProjectsEvent);
 #[derive(Default)]
 struct Recorder {
     got: Vec<Got>,
-    waiting: Option<(usize, oneshot::Sender<Vec<Got>>)>,
 }
 
 impl Actor for Recorder {
@@ -44,43 +45,27 @@ impl Handler<Delivery> for Recorder {
     fn handle(&mut self, delivery: Delivery, _: &mut Context<Self>) {
         self.got
             .push((delivery.topic().to_string(), delivery.event().clone()));
-        let enough = matches!(&self.waiting, Some((n, _)) if self.got.len() >= *n);
-        if let (true, Some((_, reply))) = (enough, self.waiting.take()) {
-            let _ = reply.send(self.got.clone());
-        }
     }
 }
 
-/// Replies with everything recorded so far, once at least `at_least`
-/// deliveries have arrived. With 0 it replies at once: every delivery
-/// queued in the mailbox before the request is in the reply.
-struct Recorded {
-    at_least: usize,
-}
+/// Replies with everything recorded so far: every delivery queued in the
+/// mailbox before the request is in the reply.
+struct Recorded;
 
 impl Message for Recorded {
     type Result = Vec<Got>;
 }
 
 impl Handler<Recorded> for Recorder {
-    type Result = ResponseFuture<Vec<Got>>;
+    type Result = MessageResult<Recorded>;
 
-    fn handle(&mut self, msg: Recorded, _: &mut Context<Self>) -> Self::Result {
-        if self.got.len() >= msg.at_least {
-            let got = self.got.clone();
-            return Box::pin(async move { got });
-        }
-        let (reply, answer) = oneshot::channel();
-        self.waiting = Some((msg.at_least, reply));
-        Box::pin(async move { answer.await.unwrap_or_default() })
+    fn handle(&mut self, _: Recorded, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.got.clone())
     }
 }
 
 async fn recorded(recorder: &Addr<Recorder>) -> Vec<Got> {
-    recorder
-        .send(Recorded { at_least: 0 })
-        .await
-        .expect("recorder alive")
+    recorder.send(Recorded).await.expect("recorder alive")
 }
 
 fn org(id: &str) -> OrgId {
@@ -542,14 +527,17 @@ trait Transport {
     /// The notifier the suite sends its mutations through.
     fn publish_through(&self) -> Addr<ProjectsNotifier>;
 
-    /// Whether a mutation's awaited receipt means that every event of it
-    /// is already in its subscribers' mailboxes, and counts all of them.
-    /// True in process; false when events cross a network, and then the
-    /// suite waits for each subscriber to have received what it expects.
+    /// Whether a mutation's awaited receipt counts every delivery of it.
+    /// True in process; false when events cross a network, where the
+    /// receipt counts only the publishing node's subscribers.
     fn delivered_on_receipt(&self) -> bool;
 
     /// Whether the broker refuses topics without an organisation.
     fn tenant_mode(&self) -> bool;
+
+    /// Waits until everything published so far has reached the
+    /// subscribers' mailboxes.
+    async fn settle(&self);
 }
 
 /// One broker and one notifier, both on the arbiter given.
@@ -598,6 +586,123 @@ impl Transport for InProcess {
 
     fn tenant_mode(&self) -> bool {
         self.tenant_mode
+    }
+
+    async fn settle(&self) {
+        // An awaited mutation is already in its subscribers' mailboxes.
+    }
+}
+
+/// Two nodes joined through a Redis server of the test's own: the suite's
+/// subscribers live on node b and its mutations are sent on node a, so
+/// every event crosses the bridge.
+#[cfg(feature = "redis")]
+struct OverRedis {
+    name: &'static str,
+    tenant_mode: bool,
+    /// Node a's notifier; node a's broker lives as long as it does.
+    a: Addr<ProjectsNotifier>,
+    b: Addr<TopicBroker>,
+    barrier: Addr<Recorder>,
+    _bridges: [Addr<projects_pubsub::RedisBridge>; 2],
+    _redis: cluster_support::RedisServer,
+}
+
+#[cfg(feature = "redis")]
+impl OverRedis {
+    /// The organisation of the markers that [`Transport::settle`] sends:
+    /// no tenant of the suite has it.
+    const BARRIER_ORG: &str = "settle-barrier";
+
+    async fn start(name: &'static str, tenant_mode: bool) -> OverRedis {
+        use cluster_support::{RedisServer, config, unique_prefix};
+        use projects_pubsub::RedisBridge;
+
+        let redis = RedisServer::start();
+        let prefix = unique_prefix("tenants");
+        let here = Arbiter::current();
+        let a = InProcess::start(name, tenant_mode, &here);
+        let b = InProcess::start(name, tenant_mode, &here);
+        let bridge = |node: &InProcess, id: &str| {
+            RedisBridge::connect(node.broker.clone(), config(&redis, &prefix, id))
+        };
+        let bridges = [
+            bridge(&a, "a").await.expect("node a connects"),
+            bridge(&b, "b").await.expect("node b connects"),
+        ];
+
+        let barrier = Recorder::default().start();
+        b.broker
+            .send(Subscribe::new(
+                OverRedis::barrier_topic(),
+                barrier.clone().recipient(),
+            ))
+            .await
+            .expect("broker alive")
+            .expect("a scoped topic is accepted in either mode");
+
+        OverRedis {
+            name,
+            tenant_mode,
+            a: a.notifier,
+            b: b.broker,
+            barrier,
+            _bridges: bridges,
+            _redis: redis,
+        }
+    }
+
+    fn barrier_topic() -> Topic {
+        scoped(
+            Topic::embed("barrier").expect("embed"),
+            OverRedis::BARRIER_ORG,
+        )
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Transport for OverRedis {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn subscribe_on(&self) -> Addr<TopicBroker> {
+        self.b.clone()
+    }
+
+    fn publish_through(&self) -> Addr<ProjectsNotifier> {
+        self.a.clone()
+    }
+
+    fn delivered_on_receipt(&self) -> bool {
+        false
+    }
+
+    fn tenant_mode(&self) -> bool {
+        self.tenant_mode
+    }
+
+    /// Sends a marker after everything else on node a and waits until
+    /// node b has handed it on: the bridge keeps each origin's order, so
+    /// every event published before it is in its subscribers' mailboxes.
+    async fn settle(&self) {
+        let markers = recorded(&self.barrier).await.len();
+        let topic = Topic::embed("barrier").expect("embed");
+        let mutation = Mutation::embed(topic, EventName::Saved, Map::new())
+            .expect("a valid embed mutation")
+            .in_org(org(OverRedis::BARRIER_ORG));
+        self.a
+            .send(mutation)
+            .await
+            .expect("notifier alive")
+            .expect("the marker is routed");
+
+        let barrier = self.barrier.clone();
+        cluster_support::eventually("the marker crosses the bridge", || {
+            let barrier = barrier.clone();
+            async move { recorded(&barrier).await.len() > markers }
+        })
+        .await;
     }
 }
 
@@ -923,6 +1028,8 @@ async fn isolation_suite(transport: &impl Transport, tenants: &[Tenant], planned
         }
     }
 
+    assert!(total_expected > 0, "{name}: the plan delivers nothing");
+
     let notifier = transport.publish_through();
     let mut delivered = 0;
     for planned in planned {
@@ -940,18 +1047,12 @@ async fn isolation_suite(transport: &impl Transport, tenants: &[Tenant], planned
             "{name}: deliveries over all topics"
         );
     }
+    transport.settle().await;
 
     for expectation in &expectations {
-        let at_least = if transport.delivered_on_receipt() {
-            0
-        } else {
-            expectation.expected.len()
-        };
-        let got = expectation
-            .recorder
-            .send(Recorded { at_least })
-            .await
-            .expect("recorder alive");
+        // After `settle`, every event is queued before this request: an
+        // extra one, of another tenant or not, would be in the reply.
+        let got = recorded(&expectation.recorder).await;
 
         for (topic, event) in &got {
             let from = planned[seq_of(event) as usize].tenant;
@@ -1044,4 +1145,24 @@ async fn no_tenant_ever_hears_another_with_the_broker_on_its_own_thread() {
     let transport = InProcess::start("in-process, own arbiter", true, &elsewhere.handle());
     isolation_suite(&transport, &tenants, &planned).await;
     elsewhere.stop();
+}
+
+#[cfg(feature = "redis")]
+#[actix::test]
+async fn no_tenant_ever_hears_another_across_a_redis_bridge_in_tenant_mode() {
+    let mut rng = Rng(0xBF58_476D_1CE4_E5B9);
+    let tenants = tenants(TENANTS, &mut rng);
+    let planned = plan(&tenants, MUTATIONS, &mut rng);
+    let transport = OverRedis::start("over redis, tenant mode", true).await;
+    isolation_suite(&transport, &tenants, &planned).await;
+}
+
+#[cfg(feature = "redis")]
+#[actix::test]
+async fn no_tenant_ever_hears_another_across_a_redis_bridge_in_global_mode() {
+    let mut rng = Rng(0x94D0_49BB_1331_11EB);
+    let tenants = tenants(TENANTS, &mut rng);
+    let planned = plan(&tenants, MUTATIONS, &mut rng);
+    let transport = OverRedis::start("over redis, global mode", false).await;
+    isolation_suite(&transport, &tenants, &planned).await;
 }
