@@ -935,8 +935,8 @@ fn scenarios(opts: &Opts, recorded: &Result<Vec<Mutation>, String>) -> Vec<Scena
         Err(err) => eprintln!("skipping the projects mix: {err}"),
     }
     // How the window size moves the crate against raw actix: the broker
-    // lets go of its cached recipients whenever its mailbox drains, once per
-    // window here, and upgrades them again in the next.
+    // keeps the recipients it resolved for its hold (10 ms), which spans
+    // several windows here, then resolves them again.
     if opts.wants("windows") {
         for per_window in [2, 8, 32, 128] {
             let name = format!("fan-out, {per_window} events/window");

@@ -61,9 +61,9 @@
 //! - Delivery is at most once and in memory: a subscriber that stops loses
 //!   what was queued for it, and nothing is stored for one that subscribes
 //!   later.
-//! - A subscriber whose last address is dropped stops once the broker's
-//!   mailbox is empty, not at once: while busy, the broker holds the
-//!   subscribers it is delivering to.
+//! - A subscriber whose last address is dropped stops within the broker's
+//!   hold (10 ms by default, [`BrokerConfig::hold`]), not at once: the
+//!   broker keeps the addresses it delivered to for that long.
 //! - A subscriber excluded from a publish ([`Publish::excluding`],
 //!   [`Mutation::excluding`]) sees the skipped sequence number as a gap: a
 //!   gap means "not delivered to you", not necessarily "lost".

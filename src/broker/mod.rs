@@ -40,6 +40,7 @@ use crate::topic::Topic;
 pub struct BrokerConfig {
     tenant_mode: bool,
     sweep_interval: Duration,
+    hold: Duration,
 }
 
 impl Default for BrokerConfig {
@@ -47,6 +48,7 @@ impl Default for BrokerConfig {
         BrokerConfig {
             tenant_mode: false,
             sweep_interval: Duration::from_secs(1),
+            hold: BrokerConfig::DEFAULT_HOLD,
         }
     }
 }
@@ -72,6 +74,24 @@ impl BrokerConfig {
         self.sweep_interval = every;
         self
     }
+
+    /// How long [`BrokerConfig::hold`] is by default: 10 ms.
+    pub const DEFAULT_HOLD: Duration = Duration::from_millis(10);
+
+    /// How long the broker may keep the strong addresses of the
+    /// subscribers it delivered to before it lets go of them.
+    ///
+    /// The broker holds subscribers weakly; turning a weak address into
+    /// one it can send to costs about as much as a delivery, so it keeps
+    /// the strong ones for a while. An actor whose own addresses are all
+    /// dropped can stop only once the broker lets go too: within this
+    /// time (10 ms by default), under any load. Zero lets go as soon as
+    /// the broker's mailbox is empty, which is quicker to release and
+    /// slower to deliver when events come in small bursts.
+    pub fn hold(mut self, hold: Duration) -> BrokerConfig {
+        self.hold = hold;
+        self
+    }
 }
 
 /// The actor that holds the subscriber lists per topic and hands each
@@ -93,11 +113,11 @@ impl BrokerConfig {
 /// with `do_send`: the broker never waits for a subscriber. Events from one
 /// sender reach each subscriber in the order they were sent.
 ///
-/// The broker holds subscribers weakly. While it is busy it caches strong
-/// recipients so a burst of events does not re-resolve them per event, and
-/// it lets go of them as soon as its mailbox is empty: an actor whose last
-/// address is dropped stops at that point, and its subscriptions are
-/// pruned at the next publish, query or sweep.
+/// The broker holds subscribers weakly. It caches the strong recipients it
+/// delivers to so a stream of events does not re-resolve them per event,
+/// and lets go of them at most [`BrokerConfig::hold`] (10 ms by default)
+/// after taking them: an actor whose last address is dropped stops then,
+/// and its subscriptions are pruned at the next publish, query or sweep.
 ///
 /// # Examples
 ///
@@ -165,12 +185,19 @@ impl TopicBroker {
         !self.config.tenant_mode || topic.org().is_some()
     }
 
-    /// Lets go of cached strong recipients once the mailbox has drained:
-    /// actix runs context notifications only after the mailbox is empty.
+    /// Lets go of cached strong recipients once the hold has passed, or,
+    /// with no hold, once the mailbox has drained: actix runs context
+    /// notifications only after the mailbox is empty.
     fn schedule_release(&mut self, ctx: &mut Context<Self>) {
-        if !self.release_scheduled && self.registry.has_hot() {
-            self.release_scheduled = true;
+        if self.release_scheduled || !self.registry.has_hot() {
+            return;
+        }
+
+        self.release_scheduled = true;
+        if self.config.hold.is_zero() {
             ctx.notify(Release);
+        } else {
+            ctx.notify_later(Release, self.config.hold);
         }
     }
 }

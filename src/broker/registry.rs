@@ -108,9 +108,9 @@ struct TopicEntry {
 struct Slot {
     subscriber: SubscriberId,
     weak: WeakRecipient<Delivery>,
-    // Held only while the broker is busy, so that a burst of publishes
-    // does not upgrade the weak recipient once per event. Dropped when the
-    // broker's mailbox drains, so an actor whose own addresses are gone can
+    // Held for a while after a publish, so that a stream of publishes does
+    // not upgrade the weak recipient once per event. Dropped when the
+    // broker's hold ends, so an actor whose own addresses are gone can
     // stop.
     strong: Option<Recipient<Delivery>>,
     flow: Option<Box<Flow>>,
