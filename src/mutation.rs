@@ -2,6 +2,7 @@
 //! committed, and the routing table that turns one into topics.
 
 use std::fmt;
+use std::sync::Arc;
 
 use actix::Message;
 use serde_json::{Map, Value};
@@ -51,7 +52,9 @@ pub type Targets = SmallVec<[Topic; 3]>;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mutation {
-    pub(crate) event: ProjectsEvent,
+    // Shared: a clone of a mutation (a retried or batched one) copies no
+    // payload, and the notifier hands the same allocation to the broker.
+    pub(crate) event: Arc<ProjectsEvent>,
     embed_topic: Option<Topic>,
     org: Option<OrgId>,
     pub(crate) origin: Option<SubscriberId>,
@@ -190,7 +193,7 @@ impl Mutation {
         }
         check_name(&name, Resource::Embed)?;
         Ok(Mutation {
-            event: ProjectsEvent::new(name, Payload::Embed(payload)),
+            event: Arc::new(ProjectsEvent::new(name, Payload::Embed(payload))),
             embed_topic: Some(topic),
             org: None,
             origin: None,
@@ -220,7 +223,7 @@ impl Mutation {
     ) -> Result<Mutation, MutationError> {
         check_name(&name, resource)?;
         Ok(Mutation {
-            event: ProjectsEvent::new(name, payload),
+            event: Arc::new(ProjectsEvent::new(name, payload)),
             embed_topic: None,
             org: None,
             origin: None,

@@ -489,6 +489,54 @@ async fn ten_thousand_events_through_one_notifier_arrive_in_order_on_every_topic
 }
 
 #[actix::test]
+async fn fire_and_forget_and_awaited_mutations_keep_the_order_they_were_sent_in() {
+    // The notifier sends fire-and-forget mutations to the broker in small
+    // batches; an awaited one in between must neither overtake them nor be
+    // overtaken, and its receipt means everything before it is delivered.
+    let broker = TopicBroker::default().start();
+    let notifier = ProjectsNotifier::new(broker.clone()).start();
+    let (_library, log) = subscriber(&broker, &Topic::tasks()).await;
+
+    let mut sent = Vec::new();
+    for round in 0..50 {
+        for n in 0..round % 11 {
+            let title = format!("{round}.{n}");
+            notifier.do_send(Mutation::task(EventName::TaskCreated, task(&title)).unwrap());
+            sent.push(title);
+        }
+        let title = format!("{round} awaited");
+        let awaited = Mutation::task(EventName::TaskCreated, task(&title)).unwrap();
+        let receipt = notifier.send(awaited).await.unwrap().unwrap();
+        sent.push(title);
+
+        assert_eq!(receipt.delivered, 1, "round {round}");
+        settle(&broker, &Topic::tasks(), &[&log]).await;
+        assert_eq!(
+            titles(&log.events()),
+            sent,
+            "after the awaited mutation of round {round}"
+        );
+    }
+}
+
+#[actix::test]
+async fn a_notifier_that_stops_still_sends_the_mutations_it_took() {
+    let broker = TopicBroker::default().start();
+    let (_library, log) = subscriber(&broker, &Topic::tasks()).await;
+    let notifier = ProjectsNotifier::new(broker.clone()).start();
+
+    for n in 0..3 {
+        notifier.do_send(Mutation::task(EventName::TaskCreated, task(&n.to_string())).unwrap());
+    }
+    // Dropping the only address stops the notifier once its mailbox is
+    // handled; what it held for the broker goes out as it stops.
+    drop(notifier);
+
+    log.wait_len(3).await;
+    assert_eq!(titles(&log.events()), ["0", "1", "2"]);
+}
+
+#[actix::test]
 async fn sequence_numbers_start_at_one_and_are_independent_per_topic() {
     let broker = TopicBroker::default().start();
     let (view, log) = subscriber(&broker, &Topic::tasks()).await;

@@ -389,3 +389,11 @@ impl Message for SetRelay {
 impl Message for Fanout {
     type Result = ();
 }
+
+/// Several fan-outs in the order a notifier took their mutations: what a
+/// notifier sends when fire-and-forget mutations come in a burst.
+pub(crate) struct FanoutBatch(pub(crate) Vec<Fanout>);
+
+impl Message for FanoutBatch {
+    type Result = ();
+}

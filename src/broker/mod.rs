@@ -11,12 +11,12 @@ use actix::prelude::*;
 
 use flow::Refill;
 pub(crate) use flow::Ticket;
-pub(crate) use messages::Fanout;
 pub use messages::{
     BrokerStats, GetStats, Overflow, Publish, PublishError, PublishReceipt, Relayed, Restart,
     SetRelay, Subscribe, SubscribeError, SubscribeOptions, SubscriberCount, TopicCount,
     Unsubscribe, UnsubscribeAll,
 };
+pub(crate) use messages::{Fanout, FanoutBatch};
 use registry::Registry;
 
 use crate::event::ProjectsEvent;
@@ -178,6 +178,41 @@ impl TopicBroker {
     fn relay(&self, topics: Targets, event: Arc<ProjectsEvent>) {
         if let Some(relay) = &self.relay {
             relay.do_send(Relayed { topics, event });
+        }
+    }
+
+    /// Publishes one mutation's event on each of its topics, relays it,
+    /// and answers its caller if one waits.
+    fn fan_out(&mut self, msg: Fanout) {
+        if let Some(topic) = msg.topics.iter().find(|topic| !self.check_scope(topic)) {
+            // The notifier checks scopes first; this guards a notifier that
+            // runs in global mode in front of a tenant-mode broker.
+            if !std::mem::replace(&mut self.refusing_unscoped, true) {
+                log::warn!(
+                    "refused an unscoped fan-out to {topic}: the broker runs in tenant mode \
+                     (a notifier in global mode?); further refusals are logged at debug"
+                );
+            } else {
+                log::debug!("refused an unscoped fan-out to {topic}");
+            }
+            if let Some(reply) = msg.reply {
+                let _ = reply.send(Err(crate::NotifyError::ScopeRequired));
+            }
+            return;
+        }
+        self.refusing_unscoped = false;
+
+        let mut receipt = NotifyReceipt::default();
+        for topic in &msg.topics {
+            receipt += self.registry.publish(topic, &msg.event, msg.exclude).into();
+        }
+        if !msg.local_only {
+            self.relay(msg.topics, msg.event);
+        }
+
+        if let Some(reply) = msg.reply {
+            // The caller may have stopped waiting; that is its choice.
+            let _ = reply.send(Ok(receipt));
         }
     }
 
@@ -345,37 +380,19 @@ impl Handler<Fanout> for TopicBroker {
     type Result = ();
 
     fn handle(&mut self, msg: Fanout, ctx: &mut Context<Self>) {
-        if let Some(topic) = msg.topics.iter().find(|topic| !self.check_scope(topic)) {
-            // The notifier checks scopes first; this guards a notifier that
-            // runs in global mode in front of a tenant-mode broker.
-            if !std::mem::replace(&mut self.refusing_unscoped, true) {
-                log::warn!(
-                    "refused an unscoped fan-out to {topic}: the broker runs in tenant mode \
-                     (a notifier in global mode?); further refusals are logged at debug"
-                );
-            } else {
-                log::debug!("refused an unscoped fan-out to {topic}");
-            }
-            if let Some(reply) = msg.reply {
-                let _ = reply.send(Err(crate::NotifyError::ScopeRequired));
-            }
-            return;
-        }
-        self.refusing_unscoped = false;
+        self.fan_out(msg);
+        self.schedule_release(ctx);
+    }
+}
 
-        let mut receipt = NotifyReceipt::default();
-        for topic in &msg.topics {
-            receipt += self.registry.publish(topic, &msg.event, msg.exclude).into();
+impl Handler<FanoutBatch> for TopicBroker {
+    type Result = ();
+
+    fn handle(&mut self, FanoutBatch(batch): FanoutBatch, ctx: &mut Context<Self>) {
+        for fanout in batch {
+            self.fan_out(fanout);
         }
         self.schedule_release(ctx);
-        if !msg.local_only {
-            self.relay(msg.topics, msg.event);
-        }
-
-        if let Some(reply) = msg.reply {
-            // The caller may have stopped waiting; that is its choice.
-            let _ = reply.send(Ok(receipt));
-        }
     }
 }
 
