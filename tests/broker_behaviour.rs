@@ -182,6 +182,22 @@ async fn a_subscriber_whose_addresses_are_all_dropped_stops_and_is_pruned() {
 }
 
 #[actix::test]
+async fn with_a_zero_hold_a_dropped_subscriber_stops_once_the_broker_is_idle() {
+    let config = BrokerConfig::default().hold(std::time::Duration::ZERO);
+    let broker = TopicBroker::new(config).start();
+    let (view, log) = subscriber(&broker, &Topic::all()).await;
+    publish(&broker, &Topic::all(), "while alive").await;
+    log.wait_len(1).await;
+
+    drop(view);
+    log.wait_stopped().await;
+
+    assert_eq!(publish(&broker, &Topic::all(), "after").await.delivered, 0);
+    assert_eq!(titles(&log.events()), ["while alive"]);
+    accounted(&broker).await;
+}
+
+#[actix::test]
 async fn subscribing_one_recipient_twice_to_a_topic_returns_the_same_id_and_delivers_once() {
     let broker = TopicBroker::default().start();
     let (view, log) = recorder();
