@@ -61,9 +61,9 @@
 //! - Delivery is at most once and in memory: a subscriber that stops loses
 //!   what was queued for it, and nothing is stored for one that subscribes
 //!   later.
-//! - A subscriber whose last address is dropped stops within the broker's
-//!   hold (10 ms by default, [`BrokerConfig::hold`]), not at once: the
-//!   broker keeps the addresses it delivered to for that long.
+//! - A subscriber whose last address is dropped stops about one broker
+//!   hold later at most (10 ms by default, [`BrokerConfig::hold`]), not at
+//!   once: the broker keeps the addresses it delivered to for that long.
 //! - A subscriber excluded from a publish ([`Publish::excluding`],
 //!   [`Mutation::excluding`]) sees the skipped sequence number as a gap: a
 //!   gap means "not delivered to you", not necessarily "lost".

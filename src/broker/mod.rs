@@ -84,8 +84,8 @@ impl BrokerConfig {
     /// The broker holds subscribers weakly; turning a weak address into
     /// one it can send to costs about as much as a delivery, so it keeps
     /// the strong ones for a while. An actor whose own addresses are all
-    /// dropped can stop only once the broker lets go too: within this
-    /// time (10 ms by default), under any load. Zero lets go as soon as
+    /// dropped can stop only once the broker lets go too: about this long
+    /// later at most (10 ms by default), under any load. Zero lets go as soon as
     /// the broker's mailbox is empty, which is quicker to release and
     /// slower to deliver when events come in small bursts.
     pub fn hold(mut self, hold: Duration) -> BrokerConfig {
