@@ -62,8 +62,9 @@
 //!   what was queued for it, and nothing is stored for one that subscribes
 //!   later.
 //! - A subscriber whose last address is dropped stops about one broker
-//!   hold later at most (10 ms by default, [`BrokerConfig::hold`]), not at
-//!   once: the broker keeps the addresses it delivered to for that long.
+//!   hold later (10 ms by default, [`BrokerConfig::hold`]), not at once:
+//!   the broker keeps the addresses it delivered to for that long; one that
+//!   keeps receiving events may take a few holds.
 //! - A subscriber excluded from a publish ([`Publish::excluding`],
 //!   [`Mutation::excluding`]) sees the skipped sequence number as a gap: a
 //!   gap means "not delivered to you", not necessarily "lost".

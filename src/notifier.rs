@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 
-use crate::broker::{Fanout, FanoutBatch, TopicBroker};
+use crate::broker::{Fanout, FanoutBatch, Reply, TopicBroker};
 use crate::mutation::{Mutation, MutationError};
 use crate::service::service_arbiter;
 
@@ -151,7 +151,7 @@ impl ProjectsNotifier {
             event: mutation.event,
             exclude: mutation.origin,
             local_only: mutation.local_only,
-            reply: None,
+            reply: Reply::nobody(),
         }))
     }
 }
@@ -228,11 +228,7 @@ impl Outbox {
 
     fn send(&self, mut batch: Vec<Fanout>) {
         if !self.broker.connected() {
-            log::warn!(
-                "{} mutations dropped: {}",
-                batch.len(),
-                NotifyError::BrokerGone
-            );
+            // Dropping the fan-outs logs their loss, once per incident.
             return;
         }
 
@@ -463,12 +459,12 @@ impl MessageResponse<ProjectsNotifier, Mutation> for Forward {
             (Ok(Some(fanout)), None) => self.outbox.hold(fanout, ctx),
             (Ok(Some(mut fanout)), Some(tx)) => {
                 self.outbox.flush();
-                if !self.outbox.broker.connected() {
-                    refuse(NotifyError::BrokerGone, Some(tx), None);
-                    return;
+                // A fan-out dropped unhandled, here or by a broker that has
+                // stopped since this check, answers `BrokerGone`.
+                fanout.reply = Reply::to(tx);
+                if self.outbox.broker.connected() {
+                    self.outbox.broker.do_send(fanout);
                 }
-                fanout.reply = Some(tx);
-                self.outbox.broker.do_send(fanout);
             }
             (Ok(None), Some(tx)) => {
                 let _ = tx.send(Ok(NotifyReceipt::default()));

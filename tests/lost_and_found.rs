@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use projects_pubsub::{
-    Batch, Delivery, EventName, Mutation, NotifyError, Overflow, ProjectsNotifier, Subscribe,
-    SubscribeOptions, TaskPayload, Topic, TopicBroker, publish_after_commit_and_wait,
+    Batch, BatchFailure, Delivery, EventName, Mutation, NotifyError, Overflow, ProjectsNotifier,
+    Publish, Restart, Subscribe, SubscribeOptions, TaskPayload, Topic, TopicBroker,
+    publish_after_commit_and_wait,
 };
 use uuid::Uuid;
 
@@ -149,6 +150,50 @@ async fn a_stopped_broker_is_reported_as_broker_gone() {
         2,
         "every mutation is reported: {error}"
     );
+}
+
+/// A broker on its own thread with a long backlog of publishes, told to
+/// stop (it is not supervised) once it reaches the end of that backlog:
+/// whatever a notifier sends it in the meantime passes the notifier's check
+/// that the broker runs, then is dropped unhandled.
+fn broker_about_to_stop() -> (Arbiter, Addr<TopicBroker>) {
+    let arbiter = Arbiter::new();
+    let broker = TopicBroker::start_in_arbiter(&arbiter.handle(), |_| TopicBroker::default());
+    let event = task("backlog").event().clone();
+    for _ in 0..100_000 {
+        broker.do_send(Publish::new(Topic::tasks(), event.clone()));
+    }
+    broker.do_send(Restart);
+    (arbiter, broker)
+}
+
+#[actix::test]
+async fn a_broker_that_stops_with_a_mutation_in_its_mailbox_is_reported_as_broker_gone() {
+    // Either the notifier sees the broker gone, or the broker drops the
+    // fan-out as it stops; both must read as the broker's loss, never as a
+    // closed notifier mailbox.
+    let (_arbiter, broker) = broker_about_to_stop();
+    let notifier = ProjectsNotifier::new(broker).start();
+    let confirmed = ProjectsNotifier::send_confirmed(&notifier, task("confirmed")).await;
+    assert_eq!(confirmed, Err(NotifyError::BrokerGone));
+
+    let (_arbiter, broker) = broker_about_to_stop();
+    let notifier = ProjectsNotifier::new(broker).start();
+    let sent = notifier.send(task("sent")).await;
+    assert_eq!(sent, Ok(Err(NotifyError::BrokerGone)));
+
+    let (_arbiter, broker) = broker_about_to_stop();
+    let notifier = ProjectsNotifier::new(broker).start();
+    let mut batch = Batch::new();
+    batch.push(task("a"));
+    batch.push(task("b"));
+    let error = batch.commit_and_wait(&notifier).await.unwrap_err();
+    let refused = |index| BatchFailure::Refused {
+        index,
+        error: NotifyError::BrokerGone,
+    };
+    assert_eq!(error.failures(), [refused(0), refused(1)], "{error}");
+    assert!(notifier.connected(), "the notifier itself still runs");
 }
 
 #[actix::test]

@@ -434,3 +434,102 @@ async fn subscriptions_survive_a_broker_restart() {
     assert_eq!(seen.lock().unwrap().seqs, vec![1, 2]);
     assert_eq!(broker.send(SubscriberCount(topic)).await.unwrap(), 1);
 }
+
+/// A subscriber that notes when it stops.
+struct Witness {
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Actor for Witness {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Handler<Delivery> for Witness {
+    type Result = ();
+
+    fn handle(&mut self, _: Delivery, _: &mut Context<Self>) {}
+}
+
+#[actix::test]
+async fn a_dropped_subscriber_stops_while_the_broker_is_kept_busy() {
+    // actix runs an actor's timers only once its mailbox is empty. Publishes
+    // from many senders at once keep the broker's mailbox from ever
+    // draining; the broker must still let go of the addresses it holds
+    // once its hold is over, so a subscriber whose own address is dropped
+    // stops.
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let home = Arbiter::new();
+    let broker = TopicBroker::start_in_arbiter(&home.handle(), |_| TopicBroker::default());
+    let stopped = Arc::new(AtomicBool::new(false));
+    let witness = Witness {
+        stopped: Arc::clone(&stopped),
+    }
+    .start();
+    let quiet = Topic::embed("quiet").unwrap();
+    let subscribe = Subscribe::new(quiet.clone(), witness.clone().recipient());
+    broker.send(subscribe).await.unwrap().unwrap();
+    let event = task_event("flood");
+
+    // A busy topic with 300 live subscribers, so that each publish takes
+    // the broker longer than a sender needs to send the next one, flooded
+    // by 2 x 64 senders that each publish again as soon as it answers.
+    let busy = Topic::embed("busy").unwrap();
+    let mut busy_witnesses = Vec::new();
+    for _ in 0..300 {
+        let busy_witness = Witness {
+            stopped: Arc::new(AtomicBool::new(false)),
+        }
+        .start();
+        let subscribe = Subscribe::new(busy.clone(), busy_witness.clone().recipient());
+        broker.send(subscribe).await.unwrap().unwrap();
+        busy_witnesses.push(busy_witness);
+    }
+    let flooding = Arc::new(AtomicBool::new(true));
+    let senders: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
+    for at in 0..128 {
+        let (broker, busy, event, flooding) = (
+            broker.clone(),
+            busy.clone(),
+            event.clone(),
+            Arc::clone(&flooding),
+        );
+        senders[at % 2].spawn(async move {
+            while flooding.load(Ordering::Relaxed) {
+                let publish = Publish::new(busy.clone(), event.clone());
+                if broker.send(publish).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    actix_rt::time::sleep(Duration::from_millis(50)).await;
+
+    // Delivered during the flood: the broker holds the witness again.
+    let receipt = broker
+        .send(Publish::new(quiet.clone(), event.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(receipt.delivered, 1);
+    drop(witness);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stopped.load(Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "the broker kept the dropped subscriber alive for 20 s"
+        );
+        actix_rt::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    flooding.store(false, Ordering::Relaxed);
+    for sender in senders {
+        sender.stop();
+    }
+    home.stop();
+}

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix::dev::OneshotSender;
 use actix::{Message, Recipient};
@@ -355,7 +356,67 @@ pub(crate) struct Fanout {
     pub(crate) event: Arc<ProjectsEvent>,
     pub(crate) exclude: Option<SubscriberId>,
     pub(crate) local_only: bool,
-    pub(crate) reply: Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
+    pub(crate) reply: Reply,
+}
+
+/// Where the outcome of one fan-out goes: the caller that waits for it, or,
+/// for a fire-and-forget mutation, nobody.
+///
+/// A fan-out can be dropped unhandled when the broker stops between the
+/// notifier's check and its mailbox taking the message. Dropped unanswered,
+/// a waiting caller still learns [`NotifyError::BrokerGone`] (not a closed
+/// mailbox, which would blame the notifier), and a fire-and-forget loss is
+/// logged.
+pub(crate) struct Reply(
+    Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
+    bool,
+);
+
+// One warning per incident: raised by the first fire-and-forget fan-out
+// lost with its broker, lowered by the next one a broker handles.
+static LOSING: AtomicBool = AtomicBool::new(false);
+
+impl Reply {
+    /// Nobody waits.
+    pub(crate) fn nobody() -> Reply {
+        Reply(None, true)
+    }
+
+    /// `tx` waits for the outcome.
+    pub(crate) fn to(tx: OneshotSender<Result<NotifyReceipt, NotifyError>>) -> Reply {
+        Reply(Some(tx), true)
+    }
+
+    /// Answers the caller, if one waits.
+    pub(crate) fn send(mut self, outcome: Result<NotifyReceipt, NotifyError>) {
+        self.1 = false;
+        LOSING.store(false, Ordering::Relaxed);
+        if let Some(tx) = self.0.take() {
+            // The caller may have stopped waiting; that is its choice.
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if !self.1 {
+            return;
+        }
+
+        match self.0.take() {
+            Some(tx) => {
+                let _ = tx.send(Err(NotifyError::BrokerGone));
+            }
+            None if !LOSING.swap(true, Ordering::Relaxed) => {
+                log::warn!(
+                    "a mutation was dropped: {}; further losses are logged at debug",
+                    NotifyError::BrokerGone
+                );
+            }
+            None => log::debug!("a mutation was dropped: {}", NotifyError::BrokerGone),
+        }
+    }
 }
 
 /// An event a broker hands to its relay after delivering it locally: the
