@@ -367,10 +367,11 @@ pub(crate) struct Fanout {
 /// a waiting caller still learns [`NotifyError::BrokerGone`] (not a closed
 /// mailbox, which would blame the notifier), and a fire-and-forget loss is
 /// logged.
-pub(crate) struct Reply(
-    Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
-    bool,
-);
+pub(crate) struct Reply {
+    tx: Option<OneshotSender<Result<NotifyReceipt, NotifyError>>>,
+    // Lowered once the broker has answered: dropping is then no loss.
+    pending: bool,
+}
 
 // One warning per incident: raised by the first fire-and-forget fan-out
 // lost with its broker, lowered by the next one a broker handles.
@@ -379,19 +380,25 @@ static LOSING: AtomicBool = AtomicBool::new(false);
 impl Reply {
     /// Nobody waits.
     pub(crate) fn nobody() -> Reply {
-        Reply(None, true)
+        Reply {
+            tx: None,
+            pending: true,
+        }
     }
 
     /// `tx` waits for the outcome.
     pub(crate) fn to(tx: OneshotSender<Result<NotifyReceipt, NotifyError>>) -> Reply {
-        Reply(Some(tx), true)
+        Reply {
+            tx: Some(tx),
+            pending: true,
+        }
     }
 
     /// Answers the caller, if one waits.
     pub(crate) fn send(mut self, outcome: Result<NotifyReceipt, NotifyError>) {
-        self.1 = false;
+        self.pending = false;
         LOSING.store(false, Ordering::Relaxed);
-        if let Some(tx) = self.0.take() {
+        if let Some(tx) = self.tx.take() {
             // The caller may have stopped waiting; that is its choice.
             let _ = tx.send(outcome);
         }
@@ -400,11 +407,11 @@ impl Reply {
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if !self.1 {
+        if !self.pending {
             return;
         }
 
-        match self.0.take() {
+        match self.tx.take() {
             Some(tx) => {
                 let _ = tx.send(Err(NotifyError::BrokerGone));
             }
