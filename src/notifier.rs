@@ -461,7 +461,7 @@ impl MessageResponse<ProjectsNotifier, Mutation> for Forward {
                 self.outbox.flush();
                 // A fan-out dropped unhandled, here or by a broker that has
                 // stopped since this check, answers `BrokerGone`.
-                fanout.reply = Reply::to(tx);
+                fanout.reply.wait(tx);
                 if self.outbox.broker.connected() {
                     self.outbox.broker.do_send(fanout);
                 }

@@ -455,13 +455,29 @@ impl Handler<Delivery> for Witness {
     fn handle(&mut self, _: Delivery, _: &mut Context<Self>) {}
 }
 
+/// What keeps the broker's mailbox from draining in
+/// [`dropped_subscriber_stops_while_the_broker_is_kept_busy_by`].
+#[derive(Clone, Copy)]
+enum Flood {
+    Publishes,
+    Queries,
+}
+
 #[actix::test]
-async fn a_dropped_subscriber_stops_while_the_broker_is_kept_busy() {
-    // actix runs an actor's timers only once its mailbox is empty. Publishes
-    // from many senders at once keep the broker's mailbox from ever
-    // draining; the broker must still let go of the addresses it holds
-    // once its hold is over, so a subscriber whose own address is dropped
-    // stops.
+async fn a_dropped_subscriber_stops_while_publishes_keep_the_broker_busy() {
+    dropped_subscriber_stops_while_the_broker_is_kept_busy_by(Flood::Publishes).await;
+}
+
+#[actix::test]
+async fn a_dropped_subscriber_stops_while_queries_keep_the_broker_busy() {
+    dropped_subscriber_stops_while_the_broker_is_kept_busy_by(Flood::Queries).await;
+}
+
+/// actix runs an actor's timers only once its mailbox is empty. Messages
+/// from many senders at once keep the broker's mailbox from ever draining;
+/// the broker must still let go of the addresses it holds once its hold is
+/// over, so a subscriber whose own address is dropped stops.
+async fn dropped_subscriber_stops_while_the_broker_is_kept_busy_by(flood: Flood) {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let home = Arbiter::new();
@@ -476,9 +492,10 @@ async fn a_dropped_subscriber_stops_while_the_broker_is_kept_busy() {
     broker.send(subscribe).await.unwrap().unwrap();
     let event = task_event("flood");
 
-    // A busy topic with 300 live subscribers, so that each publish takes
-    // the broker longer than a sender needs to send the next one, flooded
-    // by 2 x 64 senders that each publish again as soon as it answers.
+    // A busy topic with 300 live subscribers, so that each publish or
+    // count there takes the broker longer than a sender needs to send the
+    // next one, flooded by 2 x 512 senders that each send again as soon as
+    // the broker answers.
     let busy = Topic::embed("busy").unwrap();
     let mut busy_witnesses = Vec::new();
     for _ in 0..300 {
@@ -492,7 +509,7 @@ async fn a_dropped_subscriber_stops_while_the_broker_is_kept_busy() {
     }
     let flooding = Arc::new(AtomicBool::new(true));
     let senders: Vec<Arbiter> = (0..2).map(|_| Arbiter::new()).collect();
-    for at in 0..128 {
+    for at in 0..1024 {
         let (broker, busy, event, flooding) = (
             broker.clone(),
             busy.clone(),
@@ -501,8 +518,14 @@ async fn a_dropped_subscriber_stops_while_the_broker_is_kept_busy() {
         );
         senders[at % 2].spawn(async move {
             while flooding.load(Ordering::Relaxed) {
-                let publish = Publish::new(busy.clone(), event.clone());
-                if broker.send(publish).await.is_err() {
+                let answered = match flood {
+                    Flood::Publishes => {
+                        let publish = Publish::new(busy.clone(), event.clone());
+                        broker.send(publish).await.is_ok()
+                    }
+                    Flood::Queries => broker.send(SubscriberCount(busy.clone())).await.is_ok(),
+                };
+                if !answered {
                     break;
                 }
             }

@@ -386,18 +386,19 @@ impl Reply {
         }
     }
 
-    /// `tx` waits for the outcome.
-    pub(crate) fn to(tx: OneshotSender<Result<NotifyReceipt, NotifyError>>) -> Reply {
-        Reply {
-            tx: Some(tx),
-            pending: true,
-        }
+    /// From now on `tx` waits for the outcome.
+    pub(crate) fn wait(&mut self, tx: OneshotSender<Result<NotifyReceipt, NotifyError>>) {
+        self.tx = Some(tx);
     }
 
     /// Answers the caller, if one waits.
     pub(crate) fn send(mut self, outcome: Result<NotifyReceipt, NotifyError>) {
         self.pending = false;
-        LOSING.store(false, Ordering::Relaxed);
+        // Read first: brokers on several threads would otherwise all write
+        // this line for every fan-out.
+        if LOSING.load(Ordering::Relaxed) {
+            LOSING.store(false, Ordering::Relaxed);
+        }
         if let Some(tx) = self.tx.take() {
             // The caller may have stopped waiting; that is its choice.
             let _ = tx.send(outcome);

@@ -227,11 +227,12 @@ impl TopicBroker {
     }
 
     /// Lets go of cached strong recipients once the hold has passed, or,
-    /// with no hold, once the mailbox has drained.
+    /// with no hold, once the mailbox has drained. Every handler calls it.
     ///
     /// actix runs timers and notifications only when the mailbox is empty,
-    /// so a stream of messages that never lets it drain would hold off the
-    /// timer for ever; every few handlers the clock is read here as well.
+    /// so a stream of messages of any kind that never lets it drain would
+    /// hold off the timer for ever; every few handlers the clock is read
+    /// here as well.
     fn schedule_release(&mut self, ctx: &mut Context<Self>) {
         if !self.registry.has_hot() {
             return;
@@ -358,7 +359,8 @@ impl Handler<Refill> for TopicBroker {
 impl Handler<Subscribe> for TopicBroker {
     type Result = Result<crate::SubscriptionId, SubscribeError>;
 
-    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: Subscribe, ctx: &mut Context<Self>) -> Self::Result {
+        self.schedule_release(ctx);
         if !self.check_scope(&msg.topic) {
             return Err(SubscribeError::ScopeRequired(msg.topic));
         }
@@ -378,7 +380,8 @@ impl Handler<Subscribe> for TopicBroker {
 impl Handler<Unsubscribe> for TopicBroker {
     type Result = bool;
 
-    fn handle(&mut self, Unsubscribe(id): Unsubscribe, _: &mut Context<Self>) -> bool {
+    fn handle(&mut self, Unsubscribe(id): Unsubscribe, ctx: &mut Context<Self>) -> bool {
+        self.schedule_release(ctx);
         let removed = self.registry.unsubscribe(id);
         if removed {
             log::debug!("unsubscribed {id}");
@@ -390,7 +393,8 @@ impl Handler<Unsubscribe> for TopicBroker {
 impl Handler<UnsubscribeAll> for TopicBroker {
     type Result = usize;
 
-    fn handle(&mut self, UnsubscribeAll(who): UnsubscribeAll, _: &mut Context<Self>) -> usize {
+    fn handle(&mut self, UnsubscribeAll(who): UnsubscribeAll, ctx: &mut Context<Self>) -> usize {
+        self.schedule_release(ctx);
         let removed = self.registry.unsubscribe_all(who);
         log::debug!("unsubscribed {who:?} from {removed} topics");
         removed
@@ -437,7 +441,8 @@ impl Handler<FanoutBatch> for TopicBroker {
 impl Handler<SetRelay> for TopicBroker {
     type Result = ();
 
-    fn handle(&mut self, SetRelay(relay): SetRelay, _: &mut Context<Self>) {
+    fn handle(&mut self, SetRelay(relay): SetRelay, ctx: &mut Context<Self>) {
+        self.schedule_release(ctx);
         log::debug!(
             "topic broker relay {}",
             if relay.is_some() { "set" } else { "removed" }
@@ -449,7 +454,12 @@ impl Handler<SetRelay> for TopicBroker {
 impl Handler<SubscriberCount> for TopicBroker {
     type Result = usize;
 
-    fn handle(&mut self, SubscriberCount(topic): SubscriberCount, _: &mut Context<Self>) -> usize {
+    fn handle(
+        &mut self,
+        SubscriberCount(topic): SubscriberCount,
+        ctx: &mut Context<Self>,
+    ) -> usize {
+        self.schedule_release(ctx);
         self.registry.subscriber_count(&topic)
     }
 }
@@ -457,7 +467,8 @@ impl Handler<SubscriberCount> for TopicBroker {
 impl Handler<TopicCount> for TopicBroker {
     type Result = usize;
 
-    fn handle(&mut self, _: TopicCount, _: &mut Context<Self>) -> usize {
+    fn handle(&mut self, _: TopicCount, ctx: &mut Context<Self>) -> usize {
+        self.schedule_release(ctx);
         self.registry.sweep();
         self.registry.topic_count()
     }
@@ -466,7 +477,8 @@ impl Handler<TopicCount> for TopicBroker {
 impl Handler<GetStats> for TopicBroker {
     type Result = MessageResult<GetStats>;
 
-    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetStats, ctx: &mut Context<Self>) -> Self::Result {
+        self.schedule_release(ctx);
         let mut stats = self.registry.stats;
         stats.subscriptions = self.registry.subscription_count() as u64;
         stats.topics = self.registry.topic_count() as u64;
