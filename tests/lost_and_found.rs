@@ -1,6 +1,8 @@
 //! Committed changes are not lost quietly: a caller that stops waiting, a
 //! stopped notifier or a stopped broker either still publishes or says so.
 
+mod common;
+
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::pin::pin;
@@ -11,10 +13,11 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use projects_pubsub::{
     Batch, BatchFailure, Delivery, EventName, Mutation, NotifyError, Overflow, ProjectsNotifier,
-    Publish, Restart, Subscribe, SubscribeOptions, TaskPayload, Topic, TopicBroker,
-    publish_after_commit_and_wait,
+    Subscribe, SubscribeOptions, TaskPayload, Topic, TopicBroker, publish_after_commit_and_wait,
 };
 use uuid::Uuid;
+
+use common::broker_about_to_stop;
 
 struct Counter {
     seen: Arc<Mutex<Vec<Delivery>>>,
@@ -150,21 +153,6 @@ async fn a_stopped_broker_is_reported_as_broker_gone() {
         2,
         "every mutation is reported: {error}"
     );
-}
-
-/// A broker on its own thread with a long backlog of publishes, told to
-/// stop (it is not supervised) once it reaches the end of that backlog:
-/// whatever a notifier sends it in the meantime passes the notifier's check
-/// that the broker runs, then is dropped unhandled.
-fn broker_about_to_stop() -> (Arbiter, Addr<TopicBroker>) {
-    let arbiter = Arbiter::new();
-    let broker = TopicBroker::start_in_arbiter(&arbiter.handle(), |_| TopicBroker::default());
-    let event = task("backlog").event().clone();
-    for _ in 0..100_000 {
-        broker.do_send(Publish::new(Topic::tasks(), event.clone()));
-    }
-    broker.do_send(Restart);
-    (arbiter, broker)
 }
 
 #[actix::test]

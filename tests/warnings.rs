@@ -1,12 +1,13 @@
 //! What the crate logs at `warn`: only what a user must act on, once per
 //! incident. A logger of the test's own counts the warnings.
 
+mod common;
+
 use std::sync::Mutex;
 
 use actix::prelude::*;
 use projects_pubsub::{
-    EventName, Mutation, NotifyError, ProjectsNotifier, Publish, Restart, TaskPayload, Topic,
-    TopicBroker,
+    EventName, Mutation, NotifyError, ProjectsNotifier, TaskPayload, TopicBroker,
 };
 use uuid::Uuid;
 
@@ -67,13 +68,7 @@ async fn a_lost_mutation_is_warned_about_once_and_a_delivered_one_never() {
 
     // A broker that stops with a backlog: the fire-and-forget mutations
     // sent to it are lost, and that is said once.
-    let home = Arbiter::new();
-    let broker = TopicBroker::start_in_arbiter(&home.handle(), |_| TopicBroker::default());
-    let event = task("backlog").event().clone();
-    for _ in 0..50_000 {
-        broker.do_send(Publish::new(Topic::tasks(), event.clone()));
-    }
-    broker.do_send(Restart);
+    let (home, broker) = common::broker_about_to_stop();
     let notifier = ProjectsNotifier::new(broker).start();
     for n in 0..10 {
         notifier.do_send(task(&format!("lost {n}")));

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use projects_pubsub::{
     AssignmentPayload, CustomName, Delivery, DependencyPayload, EventName, Mutation, OrgId,
-    Payload, ProjectRef, ProjectsEvent, Publish, Subscribe, SubscriptionId, TaskPayload, Topic,
-    TopicBroker, TopicKind,
+    Payload, ProjectRef, ProjectsEvent, Publish, Restart, Subscribe, SubscriptionId, TaskPayload,
+    Topic, TopicBroker, TopicKind,
 };
 use serde_json::Map;
 use tokio::sync::watch;
@@ -459,4 +459,19 @@ macro_rules! assert_one {
         assert_eq!(seen.name, $name, "wrong event name");
         seen
     }};
+}
+
+/// A broker on its own thread with a long backlog of publishes, told to
+/// stop (it is not supervised) once it reaches the end of that backlog:
+/// whatever a notifier sends it in the meantime passes the notifier's check
+/// that the broker runs, then is dropped unhandled.
+pub fn broker_about_to_stop() -> (Arbiter, Addr<TopicBroker>) {
+    let arbiter = Arbiter::new();
+    let broker = TopicBroker::start_in_arbiter(&arbiter.handle(), |_| TopicBroker::default());
+    let event = task_event("backlog");
+    for _ in 0..100_000 {
+        broker.do_send(Publish::new(Topic::tasks(), event.clone()));
+    }
+    broker.do_send(Restart);
+    (arbiter, broker)
 }
