@@ -67,6 +67,10 @@ pub(crate) struct Published {
     pub(crate) event: Arc<ProjectsEvent>,
     missed: u64,
     last: bool,
+    // The frame data the event streams send, written by the first of them
+    // and shared by the others: one encoding per publish, not per browser.
+    #[cfg(feature = "web")]
+    pub(crate) stream_data: std::sync::OnceLock<bytestring::ByteString>,
 }
 
 impl Published {
@@ -77,6 +81,8 @@ impl Published {
             event,
             missed: 0,
             last: false,
+            #[cfg(feature = "web")]
+            stream_data: std::sync::OnceLock::new(),
         }
     }
 }
@@ -97,11 +103,13 @@ impl Delivery {
             published
         } else {
             Arc::new(Published {
-                topic: published.topic.clone(),
-                seq: published.seq,
-                event: Arc::clone(&published.event),
                 missed,
                 last,
+                ..Published::new(
+                    published.topic.clone(),
+                    published.seq,
+                    Arc::clone(&published.event),
+                )
             })
         };
         Delivery { published, ticket }
@@ -120,6 +128,12 @@ impl Delivery {
     /// The event.
     pub fn event(&self) -> &ProjectsEvent {
         &self.published.event
+    }
+
+    /// The publish this delivery carries, shared by every subscriber.
+    #[cfg(feature = "web")]
+    pub(crate) fn published(&self) -> &Published {
+        &self.published
     }
 
     /// The shared event, to keep it beyond the handler without copying it.

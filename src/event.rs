@@ -236,10 +236,10 @@ impl fmt::Display for EventNameError {
                 f,
                 "event name is {len} bytes long, the limit is {MAX_EVENT_NAME_LEN}"
             ),
+            // Only names within the length limit get this far: shown whole.
             EventNameError::NotSnakeCase(name) => write!(
                 f,
-                "event name {:?} is not snake_case (a-z, 0-9 and '_', starting with a letter)",
-                name.chars().take(64).collect::<String>()
+                "event name {name:?} is not snake_case (a-z, 0-9 and '_', starting with a letter)"
             ),
             EventNameError::InCatalog(name) => {
                 write!(f, "{name:?} is a catalog name: use its EventName variant")
@@ -418,6 +418,28 @@ impl ProjectsEvent {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// The length of [`ProjectsEvent::to_json`], counted without building
+    /// the string.
+    pub(crate) fn encoded_len(&self) -> usize {
+        struct Counter(usize);
+
+        impl std::io::Write for Counter {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0 += bytes.len();
+                Ok(bytes.len())
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+
+        let mut counter = Counter(0);
+        // As in `to_json`, this cannot fail.
+        let _ = serde_json::to_writer(&mut counter, self);
+        counter.0
+    }
+
     /// Decodes the documented JSON form, refusing documents larger than
     /// [`MAX_EVENT_JSON_LEN`] before parsing them.
     ///
@@ -449,7 +471,7 @@ impl ProjectsEvent {
         // A document can grow when written back (`1e15` becomes
         // `1000000000000000.0`); refusing what would not decode again keeps
         // one JSON form for every accepted event.
-        let len = event.to_json().len();
+        let len = event.encoded_len();
         if len > max {
             return Err(DecodeError::TooLarge { len, max });
         }

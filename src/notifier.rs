@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
@@ -204,42 +204,41 @@ impl Outbox {
     /// Holds a fire-and-forget fan-out; the first of a burst schedules the
     /// flush that runs once the mailbox is empty.
     fn hold(&self, fanout: Fanout, ctx: &mut Context<ProjectsNotifier>) {
-        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pending = self.pending();
         pending.push(fanout);
         match pending.len() {
             1 => ctx.notify(Flush),
-            MAX_BATCH => {
-                let full = std::mem::take(&mut *pending);
-                drop(pending);
-                self.send(full);
-            }
+            MAX_BATCH => self.send(&mut pending),
             _ => {}
         }
     }
 
     /// Sends everything that waits.
     fn flush(&self) {
-        let waiting =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner));
-        if !waiting.is_empty() {
-            self.send(waiting);
-        }
+        self.send(&mut self.pending());
     }
 
-    fn send(&self, mut batch: Vec<Fanout>) {
+    fn pending(&self) -> MutexGuard<'_, Vec<Fanout>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends what `pending` holds: a lone fan-out as it is, so the buffer
+    /// keeps its room and nothing is allocated for it, several in a batch.
+    fn send(&self, pending: &mut Vec<Fanout>) {
+        if pending.is_empty() {
+            return;
+        }
         if !self.broker.connected() {
             // Dropping the fan-outs logs their loss, once per incident.
+            pending.clear();
             return;
         }
 
-        log::trace!("{} fan-outs go to the broker in one message", batch.len());
-        match batch.pop() {
-            Some(only) if batch.is_empty() => self.broker.do_send(only),
-            Some(last) => {
-                batch.push(last);
-                self.broker.do_send(FanoutBatch(batch));
-            }
-            None => {}
+        log::trace!("{} fan-outs go to the broker in one message", pending.len());
+        if pending.len() == 1 {
+            self.broker.do_send(pending.remove(0));
+        } else {
+            self.broker.do_send(FanoutBatch(std::mem::take(pending)));
         }
     }
 }

@@ -153,6 +153,15 @@ pub enum LineError {
         /// The limit it exceeded, in bytes.
         max: usize,
     },
+    /// The event parsed, but its documented JSON form, written back, would
+    /// be longer than [`MAX_EVENT_JSON_LEN`] bytes (`1e15` is written
+    /// `1000000000000000.0`): `ProjectsEvent::from_json` would refuse it.
+    WrittenTooLong {
+        /// Length of the event's JSON form, in bytes.
+        len: usize,
+        /// The limit it exceeded, in bytes.
+        max: usize,
+    },
     /// The line is not valid UTF-8.
     NotUtf8 {
         /// Byte offset of the first invalid byte.
@@ -185,6 +194,11 @@ impl fmt::Display for LineError {
             LineError::TooLong { len, max } => write!(
                 f,
                 "line is {len} bytes long, the limit is {max}: shorten the event's payload"
+            ),
+            LineError::WrittenTooLong { len, max } => write!(
+                f,
+                "the event is {len} bytes long once written back, the limit is {max}: \
+                 shorten the event's payload"
             ),
             LineError::NotUtf8 { at } => write!(
                 f,
@@ -291,6 +305,7 @@ impl std::error::Error for LineError {
             LineError::Io(err) => Some(err),
             LineError::Empty
             | LineError::TooLong { .. }
+            | LineError::WrittenTooLong { .. }
             | LineError::NotUtf8 { .. }
             | LineError::MissingTopic
             | LineError::UnexpectedTopic(_) => None,
@@ -355,6 +370,14 @@ pub fn parse_line(line: &str) -> Result<Mutation, LineError> {
             LineError::InvalidJson(err)
         }
     })?;
+
+    let len = parsed.event.encoded_len();
+    if len > MAX_EVENT_JSON_LEN {
+        return Err(LineError::WrittenTooLong {
+            len,
+            max: MAX_EVENT_JSON_LEN,
+        });
+    }
 
     let ProjectsEvent { name, payload } = parsed.event;
     match (payload, parsed.topic) {

@@ -477,3 +477,24 @@ async fn an_event_too_large_for_the_wire_stays_local_and_is_counted() {
         "an event kept local takes no number"
     );
 }
+
+#[actix::test]
+async fn redis_counts_the_bridges_of_a_prefix_on_its_presence_channel() {
+    // After an outage a bridge waits until as many bridges listen as before
+    // (`resync_wait`); the count must be of bridges, not of distinct
+    // patterns, which Redis 6.2 and later report as one for all of them.
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("presence");
+    let a = Node::start(config(&redis, &prefix, "a")).await;
+    let b = Node::start(config(&redis, &prefix, "b")).await;
+    let presence = projects_pubsub::cluster::wire::presence(&prefix);
+    assert_eq!(redis.subscribers(&presence), 2);
+
+    b.stop().await;
+    eventually("the stopped bridge to leave", || {
+        let count = redis.subscribers(&presence);
+        async move { count == 1 }
+    })
+    .await;
+    a.stop().await;
+}

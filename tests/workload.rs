@@ -5,7 +5,8 @@ use std::io::{self, BufReader, Read};
 
 use projects_pubsub::workload::{self, LineError, MAX_KEPT_ERRORS, Workload};
 use projects_pubsub::{
-    EventName, MAX_EVENT_JSON_LEN, MutationError, Payload, Resource, Topic, TopicError,
+    EventName, MAX_EVENT_JSON_LEN, MutationError, Payload, ProjectsEvent, Resource, Topic,
+    TopicError,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -677,4 +678,27 @@ proptest! {
         let distinct: HashSet<usize> = numbers.iter().copied().collect();
         prop_assert_eq!(distinct.len(), numbers.len());
     }
+}
+
+#[test]
+fn a_line_that_grows_past_the_limit_when_written_back_is_refused_like_the_decoder_does() {
+    // `1e15` is written back as `1000000000000000.0`: a line under the limit
+    // can hold an event whose one JSON form is over it.
+    let entries: Vec<String> = (0..5_000).map(|at| format!(r#""k{at}":1e15"#)).collect();
+    let event = format!(
+        r#"{{"event":"saved","resource":"embed","payload":{{{}}}}}"#,
+        entries.join(",")
+    );
+    let line = format!(r#"{},"topic":"embed:board"}}"#, &event[..event.len() - 1]);
+    assert!(line.len() <= MAX_EVENT_JSON_LEN, "the line itself fits");
+
+    let err = assert_refused!(line, LineError::WrittenTooLong { .. });
+    let LineError::WrittenTooLong { len, max } = err else {
+        unreachable!()
+    };
+    assert!(len > max);
+    assert!(
+        ProjectsEvent::from_json(event.as_bytes()).is_err(),
+        "the decoder refuses the same event"
+    );
 }

@@ -77,7 +77,9 @@ pub struct RedisBridge {
     state: State,
     outbox: Outbox,
     in_flight: usize,
-    // Bridges listening, as Redis last counted them (heartbeat, publish).
+    // Bridges listening, as Redis last counted them: on the presence
+    // channel when linking and at each heartbeat, and as the receivers of
+    // each message sent.
     listeners: u64,
     origins: HashMap<NodeId, u64>,
     stats: BridgeStats,
@@ -193,19 +195,18 @@ impl RedisBridge {
         config.validate()?;
         let client = redis::Client::open(config.url.as_str()).map_err(BridgeError::InvalidUrl)?;
         let pattern = wire::pattern(&config.prefix);
-        let timing = Timing {
-            connect: config.connect_timeout,
-            response: config.response_timeout,
-        };
+        let timing = Timing::of(&config);
 
-        let (link, stream) = link::open(client.clone(), timing, pattern.clone()).await?;
+        let presence = wire::presence(&config.prefix);
+        let (link, stream) =
+            link::open(client.clone(), timing, pattern.clone(), presence.clone()).await?;
         let claim_key: Arc<str> = Arc::from(format!("{}:node:{}", config.prefix, config.node));
         let token: Arc<str> = Arc::from(uuid::Uuid::new_v4().to_string());
         if !link::claim(link.conn.clone(), &claim_key, &token, config.node_ttl).await? {
             log::debug!("node id {} is held by another node", config.node);
             return Err(BridgeError::NodeIdTaken(config.node.clone()));
         }
-        let listeners = match link::listeners(link.conn.clone()).await {
+        let listeners = match link::listeners(link.conn.clone(), &presence).await {
             Ok(count) => count,
             Err(err) => {
                 let _ = link::release(link.conn.clone(), &claim_key, &token).await;
@@ -335,10 +336,7 @@ impl RedisBridge {
 
         let batch = self.outbox.take(MAX_BATCH);
         let count = batch.len();
-        let mut pipe = redis::pipe();
-        for item in &batch {
-            pipe.cmd("PUBLISH").arg(&item.channel).arg(&item.body);
-        }
+        let pipe = link::publish_pipe(&batch);
         let mut conn = link.conn.clone();
         let epoch = self.epoch;
         self.in_flight = count;
@@ -360,6 +358,8 @@ impl RedisBridge {
         match result {
             Ok(receivers) => {
                 self.stats.published += count as u64;
+                // Fresher than the last heartbeat: every bridge of the
+                // prefix, this one included, receives each message once.
                 if let Some(&last) = receivers.last() {
                     self.listeners = last;
                 }
@@ -423,16 +423,14 @@ impl RedisBridge {
         }
 
         let client = self.client.clone();
-        let timing = Timing {
-            connect: self.config.connect_timeout,
-            response: self.config.response_timeout,
-        };
+        let timing = Timing::of(&self.config);
         let pattern = self.pattern.clone();
+        let presence = wire::presence(&self.config.prefix);
         let key = Arc::clone(&self.claim_key);
         let token = Arc::clone(&self.token);
         let ttl = self.config.node_ttl;
         let attempt = async move {
-            let (link, stream) = link::open(client, timing, pattern).await?;
+            let (link, stream) = link::open(client, timing, pattern, presence).await?;
             let held = link::claim(link.conn.clone(), &key, &token, ttl).await?;
             Ok::<_, LinkError>((link, stream, held))
         };
@@ -481,12 +479,13 @@ impl RedisBridge {
 
         let conn = link.conn.clone();
         let want = self.listeners;
+        let presence = wire::presence(&self.config.prefix);
         let wait = self.config.resync_wait;
         let epoch = self.epoch;
         let check = async move {
             let deadline = Instant::now() + wait;
             loop {
-                let now = link::listeners(conn.clone()).await?;
+                let now = link::listeners(conn.clone(), &presence).await?;
                 if now >= want {
                     return Ok::<_, LinkError>((true, now));
                 }
@@ -522,7 +521,7 @@ impl RedisBridge {
     fn id_lost(&mut self, ctx: &mut Context<Self>) {
         let stranded = self.outbox.len();
         self.stats.dropped += stranded as u64;
-        self.outbox.take(usize::MAX);
+        self.outbox.clear();
         log::error!(
             "node {}: another node now holds this node id; the bridge stops, {stranded} queued \
              events are dropped and events stay on this node from now on",
@@ -555,10 +554,11 @@ impl RedisBridge {
         let ttl = self.config.node_ttl;
         let limit = self.config.response_timeout;
         let epoch = self.epoch;
+        let presence = wire::presence(&self.config.prefix);
         let beat = async move {
             link::ping(sink, limit).await?;
             let held = link::claim(conn.clone(), &key, &token, ttl).await?;
-            let listeners = link::listeners(conn).await?;
+            let listeners = link::listeners(conn, &presence).await?;
             Ok::<_, LinkError>((held, listeners))
         };
         ctx.spawn(beat.into_actor(self).map(move |result, bridge, ctx| {
@@ -580,11 +580,8 @@ impl RedisBridge {
 
     /// Takes one message from Redis.
     fn receive(&mut self, msg: &Msg) {
-        let channel = msg.get_channel_name();
-        let topic = match wire::topic_of(&self.config.prefix, channel) {
-            Ok(topic) => topic,
-            Err(err) => return self.skip(channel, &err),
-        };
+        // Cheapest checks first: every node hears each of its own messages
+        // back, and a message kept local needs no event decoded.
         let bytes = msg.get_payload_bytes();
         if self.encoder.is_own(bytes) {
             // The common echo, written by this very bridge: no need to
@@ -592,6 +589,7 @@ impl RedisBridge {
             self.stats.echoes += 1;
             return;
         }
+        let channel = msg.get_channel_name();
         let Header { origin, seq } = match wire::read_header(bytes) {
             Ok(header) => header,
             Err(err) => return self.skip(channel, &err),
@@ -601,17 +599,22 @@ impl RedisBridge {
             log::trace!("node {}: skipped its own message #{seq}", self.config.node);
             return;
         }
+        let topic = match wire::topic_of(&self.config.prefix, channel) {
+            Ok(topic) => topic,
+            Err(err) => return self.skip(channel, &err),
+        };
+        if self.config.is_local(&topic) {
+            self.follow(origin, seq);
+            self.stats.kept_local += 1;
+            log::trace!("node {}: {topic} stays local, skipped", self.config.node);
+            return;
+        }
         let event = match wire::read_event(bytes) {
             Ok(event) => event,
             Err(err) => return self.skip(channel, &err),
         };
 
         self.follow(origin, seq);
-        if self.config.is_local(&topic) {
-            self.stats.kept_local += 1;
-            log::trace!("node {}: {topic} stays local, skipped", self.config.node);
-            return;
-        }
         log::trace!(
             "node {}: {} on {topic} from another node, #{seq}",
             self.config.node,
@@ -788,10 +791,7 @@ impl Handler<StopBridge> for RedisBridge {
             let mut sent = 0;
             let mut lost = 0;
             for chunk in batch.chunks(MAX_BATCH) {
-                let mut pipe = redis::pipe();
-                for item in chunk {
-                    pipe.cmd("PUBLISH").arg(&item.channel).arg(&item.body);
-                }
+                let pipe = link::publish_pipe(chunk);
                 let mut conn = link.conn.clone();
                 if pipe.query_async::<Vec<u64>>(&mut conn).await.is_err() {
                     lost = chunk.len();

@@ -172,7 +172,8 @@ pub(crate) fn redacted(url: &str) -> String {
     }
 }
 
-fn shorten(text: &str) -> String {
+/// A refused value as an error shows it: its first 80 characters.
+pub(crate) fn shorten(text: &str) -> String {
     text.chars().take(80).collect()
 }
 

@@ -2,8 +2,8 @@
 //! claim, renew and free a node id.
 //!
 //! A bridge holds two connections: a multiplexed one for commands
-//! (`PUBLISH`, the node id claim, `PUBSUB NUMPAT`) and a subscriber one
-//! that listens on the bridge's pattern. Either failing takes the whole
+//! (`PUBLISH`, the node id claim, `PUBSUB NUMSUB`) and a subscriber one
+//! that listens on the bridge's pattern and its presence channel. Either failing takes the whole
 //! link down; the bridge then opens both again.
 
 use std::fmt;
@@ -13,7 +13,9 @@ use std::time::Duration;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Client, RedisError, Value};
 
+use super::config::BridgeConfig;
 use super::error::BridgeError;
+use super::outbox::Outgoing;
 
 /// Claims the key for this node, or renews it when this node holds it.
 /// Replies 1 when the node holds the key afterwards, 0 when another does.
@@ -73,6 +75,25 @@ pub(crate) struct Timing {
     pub(crate) response: Duration,
 }
 
+impl Timing {
+    /// The timeouts `config` asks for.
+    pub(crate) fn of(config: &BridgeConfig) -> Timing {
+        Timing {
+            connect: config.connect_timeout,
+            response: config.response_timeout,
+        }
+    }
+}
+
+/// One `PUBLISH` per message, sent together.
+pub(crate) fn publish_pipe(messages: &[Outgoing]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for message in messages {
+        pipe.cmd("PUBLISH").arg(&message.channel).arg(&message.body);
+    }
+    pipe
+}
+
 /// Both connections of a link that is up.
 #[derive(Clone)]
 pub(crate) struct Link {
@@ -91,11 +112,13 @@ async fn within<T>(
     }
 }
 
-/// Opens both connections and listens on `pattern`.
+/// Opens both connections, listens on `pattern`, and joins the `presence`
+/// channel (see [`listeners`]).
 pub(crate) async fn open(
     client: Client,
     timing: Timing,
     pattern: String,
+    presence: String,
 ) -> Result<(Link, PubSubStream), LinkError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timing.connect))
@@ -115,6 +138,7 @@ pub(crate) async fn open(
     .await?;
     let (mut sink, stream) = pubsub.split();
     within(timing.response, "subscribing", sink.psubscribe(&pattern)).await?;
+    within(timing.response, "joining", sink.subscribe(&presence)).await?;
     Ok((Link { conn, sink }, stream))
 }
 
@@ -154,13 +178,21 @@ pub(crate) async fn release(
     Ok(freed == 1)
 }
 
-/// How many pattern subscriptions Redis has: one per listening bridge,
-/// plus any other pattern subscriber of the server.
-pub(crate) async fn listeners(mut conn: MultiplexedConnection) -> Result<u64, LinkError> {
-    let count: i64 = redis::cmd("PUBSUB")
-        .arg("NUMPAT")
+/// How many bridges listen under a prefix: the subscribers of its
+/// `presence` channel, which every bridge joins and nobody publishes to.
+///
+/// Not `PUBSUB NUMPAT`: since Redis 6.2 it counts distinct patterns, and
+/// every bridge of a prefix listens on the same one.
+pub(crate) async fn listeners(
+    mut conn: MultiplexedConnection,
+    presence: &str,
+) -> Result<u64, LinkError> {
+    let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(presence)
         .query_async(&mut conn)
         .await?;
+    let count = counts.first().map_or(0, |(_, count)| *count);
     Ok(u64::try_from(count).unwrap_or(0))
 }
 

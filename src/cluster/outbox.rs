@@ -42,6 +42,11 @@ impl Outbox {
         self.items.drain(..count).collect()
     }
 
+    /// Drops every waiting message.
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.items.len()
     }

@@ -63,6 +63,18 @@ pub fn pattern(prefix: &str) -> String {
     format!("{prefix}:*")
 }
 
+/// The channel every bridge of `prefix` joins, so that Redis can count
+/// them; nothing is published on it, and the pattern does not cover it.
+///
+/// ```
+/// use projects_pubsub::cluster::wire;
+///
+/// assert_eq!(wire::presence("projects-pubsub"), "projects-pubsub");
+/// ```
+pub fn presence(prefix: &str) -> String {
+    prefix.to_owned()
+}
+
 /// The topic a channel of `prefix` carries.
 ///
 /// # Errors
@@ -246,7 +258,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, WireError> {
     }
     let origin = envelope.origin.ok_or(WireError::MissingField("origin"))?;
     let origin = NodeId::new(&origin)
-        .map_err(|_| WireError::InvalidOrigin(origin.chars().take(80).collect()))?;
+        .map_err(|_| WireError::InvalidOrigin(super::config::shorten(&origin)))?;
     let seq = envelope.seq.ok_or(WireError::MissingField("seq"))?;
     Ok(Header { origin, seq })
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use actix::prelude::*;
 use actix_web_lab::sse;
+use bytestring::ByteString;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -113,25 +114,38 @@ impl Connection {
             delivery.seq(),
             delivery.topic()
         );
-        let frame = self.data_frame(at, delivery.event());
+        // Every stream of this topic sends the same data: the first one to
+        // get here writes it for all of them.
+        let published = delivery.published();
+        let data = match published.stream_data.get() {
+            Some(data) => Some(data.clone()),
+            None => self
+                .data(&published.topic, &published.event)
+                .inspect(|data| {
+                    let _ = published.stream_data.set(data.clone());
+                }),
+        };
         drop(delivery);
-        if let Some(frame) = frame {
-            self.push(frame, ctx);
+        if let Some(data) = data {
+            self.push(self.data_frame(data), ctx);
         }
     }
 
-    fn data_frame(&self, lane: usize, event: &ProjectsEvent) -> Option<sse::Event> {
-        let body = EventFrame {
-            topic: &self.lanes[lane].topic,
-            event,
-        };
+    /// The `data` of the frame of `event`, published on `topic`.
+    fn data(&self, topic: &Topic, event: &ProjectsEvent) -> Option<ByteString> {
+        let body = EventFrame { topic, event };
         match serde_json::to_string(&body) {
-            Ok(json) => Some(sse::Data::new(json).id(self.position()).into()),
+            Ok(json) => Some(ByteString::from(json)),
             Err(err) => {
                 log::error!("event stream {} lost an event: {err}", self.number);
                 None
             }
         }
+    }
+
+    /// An event frame with `data`, marked with the stream's position.
+    fn data_frame(&self, data: ByteString) -> sse::Event {
+        sse::Data::new(data).id(self.position()).into()
     }
 }
 
@@ -156,7 +170,6 @@ impl Actor for Connection {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(SubscriberId::of_addr(&ctx.address()));
-        Counters::add(&self.shared.counters.opened, 1);
         Counters::add(&self.shared.counters.open, 1);
 
         // The body holds the receiver: once the HTTP layer drops it, the
@@ -242,8 +255,8 @@ impl Handler<Begin> for Connection {
 
         for (at, seq, event) in begin.replay {
             self.lanes[at].seq = seq;
-            if let Some(frame) = self.data_frame(at, &event) {
-                self.push(frame, ctx);
+            if let Some(data) = self.data(&self.lanes[at].topic, &event) {
+                self.push(self.data_frame(data), ctx);
             }
         }
         for delivery in self.early.take().unwrap_or_default() {

@@ -38,9 +38,8 @@ struct Entry {
     // The newest sequence number pushed out of the buffer, if any.
     dropped_through: Option<u64>,
     leases: usize,
-    // Bumped whenever the topic becomes idle or busy, so that an expiry
-    // timer set for an earlier idle spell does nothing.
-    generation: u64,
+    // When the last lease went, while none is held; it also names the idle
+    // spell, so that an expiry timer set for an earlier one does nothing.
     idle_since: Option<Instant>,
 }
 
@@ -93,11 +92,11 @@ impl Journal {
         }
     }
 
-    fn expire(&mut self, topic: &Topic, generation: u64) {
+    fn expire(&mut self, topic: &Topic, since: Instant) {
         let idle = self
             .topics
             .get(topic)
-            .is_some_and(|entry| entry.leases == 0 && entry.generation == generation);
+            .is_some_and(|entry| entry.idle_since == Some(since));
         if idle {
             self.forget(topic);
         }
@@ -141,6 +140,17 @@ pub(crate) struct Tracked {
     pub(crate) journaled: bool,
 }
 
+impl Tracked {
+    /// A position of the connection's own, in an epoch nobody else has.
+    fn untracked() -> Tracked {
+        Tracked {
+            epoch: new_epoch(),
+            head: 0,
+            journaled: false,
+        }
+    }
+}
+
 impl Message for Track {
     type Result = Result<Tracked, SubscribeError>;
 }
@@ -149,14 +159,8 @@ impl Handler<Track> for Journal {
     type Result = AtomicResponse<Self, Result<Tracked, SubscribeError>>;
 
     fn handle(&mut self, Track(topic): Track, ctx: &mut Context<Self>) -> Self::Result {
-        let untracked = Tracked {
-            epoch: new_epoch(),
-            head: 0,
-            journaled: false,
-        };
         if let Some(entry) = self.topics.get_mut(&topic) {
             entry.leases += 1;
-            entry.generation += 1;
             entry.idle_since = None;
             let tracked = Tracked {
                 epoch: entry.epoch,
@@ -166,7 +170,7 @@ impl Handler<Track> for Journal {
             return AtomicResponse::new(Box::pin(fut::ready(Ok(tracked))));
         }
         if self.capacity == 0 || !self.make_room() {
-            return AtomicResponse::new(Box::pin(fut::ready(Ok(untracked))));
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(Tracked::untracked()))));
         }
 
         // Atomic: no delivery is handled before the entry exists, so the
@@ -181,7 +185,7 @@ impl Handler<Track> for Journal {
                     Ok(Err(err)) => return Err(err),
                     Err(err) => {
                         log::debug!("resume journal could not reach the broker: {err}");
-                        return Ok(untracked);
+                        return Ok(Tracked::untracked());
                     }
                 };
                 let epoch = new_epoch();
@@ -195,7 +199,6 @@ impl Handler<Track> for Journal {
                         head: 0,
                         dropped_through: None,
                         leases: 1,
-                        generation: 0,
                         idle_since: None,
                     },
                 );
@@ -234,15 +237,12 @@ impl Handler<Release> for Journal {
             return;
         }
 
-        entry.generation += 1;
-        entry.idle_since = Some(Instant::now());
-        let generation = entry.generation;
+        let since = Instant::now();
+        entry.idle_since = Some(since);
         if self.window.is_zero() {
-            self.expire(&topic, generation);
+            self.expire(&topic, since);
         } else {
-            ctx.run_later(self.window, move |journal, _| {
-                journal.expire(&topic, generation)
-            });
+            ctx.run_later(self.window, move |journal, _| journal.expire(&topic, since));
         }
     }
 }

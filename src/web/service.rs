@@ -265,7 +265,7 @@ impl EventStream {
         let shared = &self.shared;
         let bound = shared.limits.connection_bound;
         let (tx, rx) = mpsc::channel(bound);
-        let number = shared.counters.numbers.fetch_add(1, Ordering::Relaxed) + 1;
+        let number = shared.counters.opened.fetch_add(1, Ordering::Relaxed) + 1;
         let connection = Connection::new(number, Arc::clone(shared), tx).start();
         log::debug!("event stream {number} opens on {} topics", topics.len());
 

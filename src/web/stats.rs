@@ -32,8 +32,8 @@ pub struct StreamStats {
 
 #[derive(Default)]
 pub(crate) struct Counters {
-    pub(crate) numbers: AtomicU64,
     pub(crate) open: AtomicU64,
+    // Also numbers the streams: a stream's number is its count here.
     pub(crate) opened: AtomicU64,
     pub(crate) malformed: AtomicU64,
     pub(crate) denied: AtomicU64,

@@ -187,6 +187,18 @@ impl RedisServer {
             .expect("PUBLISH works");
     }
 
+    /// How many clients subscribe to `channel` (`PUBSUB NUMSUB`).
+    pub fn subscribers(&self, channel: &str) -> i64 {
+        let client = redis::Client::open(self.url()).expect("a valid address");
+        let mut conn = client.get_connection().expect("the test server answers");
+        let counts: Vec<(String, i64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query(&mut conn)
+            .expect("PUBSUB NUMSUB works");
+        counts.first().map_or(0, |(_, count)| *count)
+    }
+
     /// Runs one command and returns its integer reply.
     pub fn query_int(&self, args: &[&str]) -> i64 {
         let client = redis::Client::open(self.url()).expect("a valid address");
