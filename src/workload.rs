@@ -358,16 +358,18 @@ pub fn parse_line(line: &str) -> Result<Mutation, LineError> {
         return Err(LineError::Empty);
     }
 
-    // Syntax first, so that a line cut short is "not JSON" even when a key
-    // before the cut is also wrong.
-    serde_json::from_str::<IgnoredAny>(line).map_err(LineError::InvalidJson)?;
     // Straight into the event, as `ProjectsEvent::from_json` decodes it:
     // a duplicate key is refused, never decided by its last occurrence.
     let parsed: EventLine = serde_json::from_str(line).map_err(|err| {
-        if err.is_data() {
-            LineError::InvalidEvent(short_error(err))
-        } else {
-            LineError::InvalidJson(err)
+        if !err.is_data() {
+            return LineError::InvalidJson(err);
+        }
+        // Syntax before content, so that a line cut short is "not JSON"
+        // even when a key before the cut is also wrong: only a refused
+        // line is read a second time.
+        match serde_json::from_str::<IgnoredAny>(line) {
+            Err(syntax) => LineError::InvalidJson(syntax),
+            Ok(_) => LineError::InvalidEvent(short_error(err)),
         }
     })?;
 
